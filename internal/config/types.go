@@ -1,0 +1,234 @@
+package config
+
+import "time"
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// DataDir holds the embedded store, signing keys, the generated TLS
+	// certificate and recordings.
+	DataDir     string       `yaml:"data_dir"`
+	Log         LogConfig    `yaml:"log"`
+	Listeners   Listeners    `yaml:"listeners"`
+	Identities  Identities   `yaml:"identities"`
+	Connections []Connection `yaml:"connections"`
+	Policy      Policy       `yaml:"policy"`
+	Masking     Masking      `yaml:"masking"`
+	API         API          `yaml:"api"`
+	Shutdown    Shutdown     `yaml:"shutdown"`
+
+	// Path is the file the config was loaded from.
+	Path string `yaml:"-"`
+	// Hash is the SHA-256 of the file's bytes, recorded in the audit log on load.
+	Hash string `yaml:"-"`
+	// Warnings are non-fatal findings (inline secrets, ...), with file:line.
+	Warnings []string `yaml:"-"`
+
+	lines map[string]int // field path → line, for ErrorAt
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default) or text
+}
+
+// Listeners are the addresses Gatehouse accepts connections on.
+type Listeners struct {
+	Postgres *PostgresListener `yaml:"postgres"`
+	API      *APIListener      `yaml:"api"`
+}
+
+// PostgresListener is the client-facing PostgreSQL endpoint.
+type PostgresListener struct {
+	Address string    `yaml:"address"`
+	TLS     TLSServer `yaml:"tls"`
+	// AllowPlaintextLoopback permits clients on a loopback address to send
+	// their token without TLS. Off by default: a token is a credential.
+	AllowPlaintextLoopback bool `yaml:"allow_plaintext_loopback"`
+	// MaxMessageBytes caps any single client message (default 16 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// StartupTimeout bounds TLS handshake + startup + authentication.
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
+	// IdleTimeout closes a session with no client traffic for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxSessions caps concurrent sessions (0: unlimited).
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// TLSServer configures the listener's certificate. With neither file set,
+// a self-signed certificate is generated into the data dir.
+type TLSServer struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// APIListener is the REST API, /metrics and /healthz endpoint.
+type APIListener struct {
+	Address string `yaml:"address"`
+}
+
+// Identities are the ways a caller proves who it is.
+type Identities struct {
+	Static []StaticIdentity `yaml:"static"`
+	OIDC   []OIDCIssuer     `yaml:"oidc"`
+	// MaxClockSkew tolerated on token times (default and maximum 60s).
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+}
+
+// StaticIdentity is a named token with groups.
+type StaticIdentity struct {
+	Name   string   `yaml:"name"`
+	Token  Secret   `yaml:"token"`
+	Groups []string `yaml:"groups"`
+}
+
+// OIDCIssuer trusts JWTs from one issuer.
+type OIDCIssuer struct {
+	Name       string         `yaml:"name"`
+	Issuer     string         `yaml:"issuer"`
+	Audience   string         `yaml:"audience"`
+	Algorithms []string       `yaml:"algorithms"`
+	NameClaim  string         `yaml:"name_claim"`
+	CAFile     string         `yaml:"ca_file"`
+	Mappings   []ClaimMapping `yaml:"mappings"`
+}
+
+// ClaimMapping puts tokens whose claims all equal the given values into groups.
+type ClaimMapping struct {
+	Claims map[string]string `yaml:"claims"`
+	Groups []string          `yaml:"groups"`
+}
+
+// Connection is a target resource agents reach through Gatehouse.
+type Connection struct {
+	Name     string    `yaml:"name"`
+	Protocol string    `yaml:"protocol"` // postgres
+	Address  string    `yaml:"address"`  // host:port
+	Database string    `yaml:"database"`
+	TLS      TLSClient `yaml:"tls"`
+	// ConnectTimeout bounds dialing and authenticating to the target.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// DefaultAction applies to statements no policy rule matches: allow,
+	// review or deny (default allow).
+	DefaultAction string `yaml:"default_action"`
+	Roles         []Role `yaml:"roles"`
+}
+
+// TLSClient configures the target leg.
+type TLSClient struct {
+	Mode       string `yaml:"mode"` // disable, require, verify-full
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Role maps a name clients ask for to a target user whose credential only
+// Gatehouse holds.
+type Role struct {
+	Name     string `yaml:"name"`
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// Groups may use this role; Principals lists individual principal names.
+	Groups     []string `yaml:"groups"`
+	Principals []string `yaml:"principals"`
+}
+
+// Policy holds the statement rules.
+type Policy struct {
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule is one CEL condition with an action.
+type Rule struct {
+	Name      string   `yaml:"name"`
+	When      string   `yaml:"when"`
+	Action    string   `yaml:"action"`
+	Reviewers []string `yaml:"reviewers"`
+	Message   string   `yaml:"message"`
+	Hint      string   `yaml:"hint"`
+}
+
+// Masking configures response masking.
+type Masking struct {
+	// Detectors switch content detectors on; pan defaults to on.
+	Detectors Detectors `yaml:"detectors"`
+	// PANStyle is first6-last4 (default, the PCI DSS maximum) or last4.
+	PANStyle string `yaml:"pan_style"`
+	// Columns apply a strategy to a table column whatever its content.
+	Columns []ColumnRule `yaml:"columns"`
+	// HashKey keys the hash strategy (HMAC); required if any rule hashes.
+	HashKey Secret `yaml:"hash_key"`
+}
+
+// Detectors switches content detectors.
+type Detectors struct {
+	PAN    *bool            `yaml:"pan"`
+	Email  bool             `yaml:"email"`
+	IBAN   bool             `yaml:"iban"`
+	SSN    bool             `yaml:"ssn"`
+	Custom []CustomDetector `yaml:"custom"`
+}
+
+// CustomDetector masks whatever a regular expression matches.
+type CustomDetector struct {
+	Name        string `yaml:"name"`
+	Pattern     string `yaml:"pattern"`
+	Replacement string `yaml:"replacement"`
+}
+
+// ColumnRule masks one column.
+type ColumnRule struct {
+	Connection string `yaml:"connection"` // empty: every connection
+	Column     string `yaml:"column"`     // [schema.]table.column
+	Strategy   string `yaml:"strategy"`   // redact, last4, first6-last4, hash, null
+}
+
+// API configures who may use the REST API.
+type API struct {
+	// AuditorGroups may read the audit trail and recordings.
+	AuditorGroups []string `yaml:"auditor_groups"`
+	// ApproverGroups may list and decide approvals (rules name reviewers too).
+	ApproverGroups []string `yaml:"approver_groups"`
+}
+
+// Shutdown bounds a graceful stop.
+type Shutdown struct {
+	// DrainTimeout is how long running sessions get after SIGTERM.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Connection returns the connection named name, or nil.
+func (c *Config) Connection(name string) *Connection {
+	for i := range c.Connections {
+		if c.Connections[i].Name == name {
+			return &c.Connections[i]
+		}
+	}
+	return nil
+}
+
+// Role returns the role named name, or nil.
+func (cn *Connection) Role(name string) *Role {
+	for i := range cn.Roles {
+		if cn.Roles[i].Name == name {
+			return &cn.Roles[i]
+		}
+	}
+	return nil
+}
+
+// Admits reports whether a principal with this name and groups may use r.
+func (r *Role) Admits(principal string, groups []string) bool {
+	for _, p := range r.Principals {
+		if p == principal {
+			return true
+		}
+	}
+	for _, want := range r.Groups {
+		for _, g := range groups {
+			if g == want {
+				return true
+			}
+		}
+	}
+	return false
+}
