@@ -43,6 +43,10 @@ type Session struct {
 
 	bytesIn, bytesOut atomic.Int64
 	lastActivity      atomic.Int64 // unix nanos of the last message either way
+	// inFlight counts Query, Sync and FunctionCall messages sent to the
+	// target whose ReadyForQuery has not come back: a session waiting on
+	// its target is busy, not idle.
+	inFlight atomic.Int32
 	killReason        atomic.Pointer[pgError]
 	closeOnce         sync.Once
 }
@@ -132,7 +136,7 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			if isTimeout(err) && s.killReason.Load() == nil {
 				// Idle means neither side spoke: a client waiting on a long
 				// query is not idle.
-				if since := time.Since(time.Unix(0, s.lastActivity.Load())); since < idle {
+				if since := time.Since(time.Unix(0, s.lastActivity.Load())); since < idle || s.inFlight.Load() > 0 {
 					continue
 				}
 				s.log.Info("idle timeout", "idle_timeout", idle.String())
@@ -154,6 +158,10 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			_ = writeMsg(w, typ, body, raw)
 			_ = w.Flush()
 			return nil
+		}
+		switch typ {
+		case 'Q', 'S', 'F':
+			s.inFlight.Add(1)
 		}
 		if err := writeMsg(w, typ, body, raw); err != nil {
 			return err
@@ -183,6 +191,9 @@ func (s *Session) targetToClient() error {
 		}
 		s.touch()
 		s.bytesOut.Add(int64(len(body) + 5))
+		if typ == 'Z' {
+			s.inFlight.Add(-1)
+		}
 		if err := writeMsg(w, typ, body, raw); err != nil {
 			return err
 		}
