@@ -12,10 +12,8 @@ bash scripts/install-deps.sh
 demo="$root/.demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
-bindir=$( (command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ] && pg_config --bindir) || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo "$1"; }
-rand() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 if [ ! -f "$demo/env" ]; then
   cat > "$demo/env" <<ENV
@@ -24,42 +22,22 @@ export GATEHOUSE_PG_LISTEN="\${GATEHOUSE_PG_LISTEN:-127.0.0.1:15432}"
 export GATEHOUSE_API_LISTEN="\${GATEHOUSE_API_LISTEN:-127.0.0.1:18080}"
 export DEMO_PG_PORT="$(free_port 54329)"
 export SHOP_PG_ADDR="127.0.0.1:\$DEMO_PG_PORT"
-export DEMO_PG_SUPERUSER_PASSWORD="$(rand)"
-export SHOP_READER_PASSWORD="$(rand)"
-export SHOP_WRITER_PASSWORD="$(rand)"
-export AGENT_TOKEN="agent-$(rand)"
-export APPROVER_TOKEN="approver-$(rand)"
-export AUDITOR_TOKEN="auditor-$(rand)"
+export DEMO_PG_SUPERUSER_PASSWORD="$(rand_token)"
+export SHOP_READER_PASSWORD="$(rand_token)"
+export SHOP_WRITER_PASSWORD="$(rand_token)"
+export AGENT_TOKEN="agent-$(rand_token)"
+export APPROVER_TOKEN="approver-$(rand_token)"
+export AUDITOR_TOKEN="auditor-$(rand_token)"
 ENV
   chmod 600 "$demo/env"
 fi
 # shellcheck disable=SC1091
 source "$demo/env"
 
-# PostgreSQL refuses to run as root: use the postgres system user then.
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-pgdata="$demo/pgdata"
-if [ ! -d "$pgdata" ]; then
-  mkdir -p "$pgdata"
-  pwfile=$(mktemp)
-  echo "$DEMO_PG_SUPERUSER_PASSWORD" > "$pwfile"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$pgdata" "$pwfile"; fi
-  touch "$demo/postgres.log"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$demo/postgres.log"; fi
-  as_pg "$bindir/initdb" -D "$pgdata" -U postgres --pwfile="$pwfile" --auth-host=scram-sha-256 --auth-local=scram-sha-256 >/dev/null
-  rm -f "$pwfile"
-  fresh=1
-fi
-as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$demo/postgres.log" -w -o "-c listen_addresses=127.0.0.1 -c port=$DEMO_PG_PORT -c unix_socket_directories=$pgdata" start >/dev/null
-stop_pg() { as_pg "$bindir/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true; }
-trap stop_pg EXIT
-
-su_psql() { PGPASSWORD="$DEMO_PG_SUPERUSER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$DEMO_PG_PORT user=postgres dbname=$1" "${@:2}"; }
-if [ "${fresh:-0}" = 1 ]; then
-  su_psql postgres -c "CREATE ROLE shop_reader LOGIN PASSWORD '$SHOP_READER_PASSWORD'" \
-                   -c "CREATE ROLE shop_writer LOGIN PASSWORD '$SHOP_WRITER_PASSWORD'" \
-                   -c "CREATE DATABASE shop"
-  su_psql shop -f examples/shop.sql >/dev/null
+pg_cluster_up "$demo" "$DEMO_PG_PORT" "$DEMO_PG_SUPERUSER_PASSWORD"
+trap 'pg_cluster_down "$demo"' EXIT
+if [ "$PG_CLUSTER_FRESH" = 1 ]; then
+  shop_db_setup "$DEMO_PG_PORT" "$DEMO_PG_SUPERUSER_PASSWORD" "$SHOP_READER_PASSWORD" "$SHOP_WRITER_PASSWORD"
 fi
 
 mkdir -p bin

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Compares PostgreSQL directly, PgBouncer (session mode) and Gatehouse in one
+# run: interleaved rounds of `pgbench -n -S` (select-only) and, with
+# SCRIPTS="select tpcb", pgbench's default TPC-B-like script, with -M simple
+# and -M extended, at 1 client and at 8 clients (-j2). Prints the latency
+# each proxy adds per statement and its TPS as a ratio of direct and of
+# PgBouncer, plus Gatehouse's peak RSS.
+#
+#   bash bench/pgbench.sh                 # 10 s per run, 3 rounds
+#   DURATION=5 ROUNDS=1 bash bench/pgbench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+bash scripts/install-deps.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+SCRIPTS=${SCRIPTS:-select}
+work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pg_cluster_down "$work"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pg_port=$(free_port 54400); bouncer_port=$(free_port 54401); gh_port=$(free_port 54402); api_port=$(free_port 54403)
+su_pw=$(rand_token); reader_pw=$(rand_token); writer_pw=$(rand_token); agent=$(rand_token)
+pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=100 -c shared_buffers=128MB"
+shop_db_setup "$pg_port" "$su_pw" "$reader_pw" "$writer_pw"
+PGPASSWORD="$su_pw" pgbench -i -s 10 -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" >/dev/null 2>&1
+PGPASSWORD="$su_pw" psql -X -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" \
+  -c "GRANT SELECT, INSERT, UPDATE ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO shop_writer"
+
+# PgBouncer, session pooling, SCRAM to the server with the writer's password.
+bouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+cat > "$work/pgbouncer.ini" <<INI
+[databases]
+shop = host=127.0.0.1 port=$pg_port dbname=shop
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $work/userlist.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+logfile = $work/pgbouncer.log
+INI
+echo "\"shop_writer\" \"$writer_pw\"" > "$work/userlist.txt"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pgbouncer.ini" "$work/userlist.txt"; touch "$work/pgbouncer.log"; chown postgres "$work/pgbouncer.log"; fi
+as_pg "$bouncer" "$work/pgbouncer.ini" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q 'process up' "$work/pgbouncer.log" 2>/dev/null && break; sleep 0.2; done
+grep -q 'process up' "$work/pgbouncer.log" || { echo "pgbouncer did not start:" >&2; cat "$work/pgbouncer.log" >&2; exit 1; }
+
+go build -o "$work/gatehouse" ./cmd/gatehouse
+export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHOUSE_API_LISTEN="127.0.0.1:$api_port" \
+  SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
+  AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
+"$work/gatehouse" serve --config examples/pci.yaml 2>"$work/gatehouse.log" &
+gh_pid=$!
+pids+=($gh_pid)
+for _ in $(seq 50); do grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && break; sleep 0.2; done
+
+declare -A conn pw
+conn[direct]="host=127.0.0.1 port=$pg_port dbname=shop user=shop_writer sslmode=disable"; pw[direct]=$writer_pw
+conn[pgbouncer]="host=127.0.0.1 port=$bouncer_port dbname=shop user=shop_writer sslmode=disable"; pw[pgbouncer]=$writer_pw
+# Gatehouse requires TLS from clients: that is part of its cost.
+conn[gatehouse]="host=127.0.0.1 port=$gh_port dbname=shop user=writer sslmode=require"; pw[gatehouse]=$agent
+targets=(direct pgbouncer gatehouse)
+
+declare -A tps lat
+run() { # target script mode clients
+  local flag=-S; [ "$2" = tpcb ] && flag=""
+  local j=1; [ "$4" -gt 1 ] && j=2
+  local out
+  out=$(PGPASSWORD="${pw[$1]}" pgbench -n $flag -M "$3" -c "$4" -j "$j" -T "$DURATION" "${conn[$1]}" 2>&1) || { echo "$out" >&2; return 1; }
+  local t l
+  t=$(awk '/^tps = /{print $3; exit}' <<<"$out")
+  l=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
+  local k="$1/$2/$3/$4"
+  tps[$k]=$(awk -v a="${tps[$k]:-0}" -v b="$t" 'BEGIN{print a+b}')
+  lat[$k]=$(awk -v a="${lat[$k]:-0}" -v b="$l" 'BEGIN{print a+b}')
+}
+for r in $(seq "$ROUNDS"); do
+  for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
+    for t in "${targets[@]}"; do run "$t" "$s" "$m" "$c"; done
+  done; done; done
+  echo "round $r/$ROUNDS done" >&2
+done
+
+rss=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
+printf '\n%-7s %-9s %-3s %-10s %10s %12s %14s %10s %12s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer"
+for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
+  d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"
+  for t in "${targets[@]}"; do
+    k="$t/$s/$m/$c"
+    awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v n="$ROUNDS" -v tp="${tps[$k]}" -v la="${lat[$k]}" -v dtp="${tps[$d]}" -v dla="${lat[$d]}" -v btp="${tps[$b]}" \
+      'BEGIN{ printf "%-7s %-9s %-3s %-10s %10.0f %12.3f %14.1f %10.2f %12.2f\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), tp/dtp, tp/btp }'
+  done
+done; done; done
+echo
+echo "gatehouse peak RSS: ${rss} KiB; machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb."

@@ -1,0 +1,438 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// ErrClosed is returned by Append after Shutdown has begun.
+var ErrClosed = errors.New("audit: log is shut down")
+
+// Log is the tamper-evident audit log. It is safe for concurrent use.
+type Log struct {
+	store  store.Store
+	signer note.Signer
+	clock  func() time.Time
+	logger *slog.Logger
+	opts   options
+
+	mu   sync.Mutex // guards the fields below
+	cond *sync.Cond // signalled when pending grows or closed is set
+	// pending are the appends waiting for the committer, in index order.
+	pending []*request
+	// lastTime is the latest event time handed out; times never go back.
+	lastTime time.Time
+	closed   bool
+	// failure is the store outage in progress, nil while writes succeed.
+	failure *failureWindow
+
+	// head is the end of the tree as this process last wrote or read it.
+	// Only the committer goroutine touches it.
+	head store.Head
+
+	ckMu       sync.Mutex // serialises Checkpoint; guards lastSigned
+	lastSigned int64
+
+	batches, events, failed atomic.Int64
+
+	stopLoop chan struct{}  // closed by Shutdown to stop the checkpoint loop
+	wg       sync.WaitGroup // the committer and the checkpoint loop
+	shutOnce sync.Once
+}
+
+type request struct {
+	rec  store.Record // without Index and Hash
+	done chan result  // buffered: the committer never blocks on a caller
+}
+
+type result struct {
+	index int64
+	err   error
+}
+
+// failureWindow is an outage of the store as seen by Append (PCI DSS 10.7).
+type failureWindow struct {
+	start, last time.Time
+	events      int64 // events refused
+	batches     int64
+	lastErr     string
+}
+
+// Option configures a Log.
+type Option func(*options)
+
+type options struct {
+	interval     time.Duration
+	sinks        []CheckpointSink
+	maxBatch     int
+	origin       string
+	writeTimeout time.Duration
+}
+
+// WithCheckpointInterval signs a checkpoint every d if the tree grew (0, the
+// default, only on Checkpoint and Shutdown).
+func WithCheckpointInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
+
+// WithSinks publishes every checkpoint to sinks after it is stored.
+func WithSinks(sinks ...CheckpointSink) Option {
+	return func(o *options) { o.sinks = append(o.sinks, sinks...) }
+}
+
+// WithMaxBatch caps how many events go into one store transaction (default
+// 1024).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithOrigin sets the checkpoint origin line (default: the signer's name).
+func WithOrigin(origin string) Option { return func(o *options) { o.origin = origin } }
+
+// WithWriteTimeout bounds one store transaction (default 30s); past it the
+// batch fails and its callers get an error.
+func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
+
+// Open opens the log kept in st. signer signs checkpoints; clock stamps
+// events (time.Now when nil); logger receives operational messages (never
+// event contents). Shutdown must be called to stop it.
+func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() time.Time, logger *slog.Logger, opts ...Option) (*Log, error) {
+	if signer == nil {
+		return nil, errors.New("audit: open: no signer")
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o := options{maxBatch: 1024, origin: signer.Name(), writeTimeout: 30 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	if err := checkHead(head); err != nil {
+		return nil, err
+	}
+	l := &Log{store: st, signer: signer, clock: clock, logger: logger, opts: o, head: head, stopLoop: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	if head.Size > 0 {
+		recs, err := st.Events(ctx, store.Query{From: head.Size - 1, Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+		if len(recs) == 1 {
+			l.lastTime = recs[0].Time
+		}
+	}
+	if c, err := st.LatestCheckpoint(ctx); err == nil {
+		l.lastSigned = c.Size
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	l.wg.Add(1)
+	go l.commitLoop()
+	if o.interval > 0 {
+		l.wg.Add(1)
+		go l.checkpointLoop()
+	}
+	return l, nil
+}
+
+// Append records ev and returns its leaf index once it is durable in the
+// store. Concurrent calls are committed together (group commit): one store
+// transaction, one fsync, per batch. On error the event is not recorded and
+// the caller must refuse whatever it was about to do (fail closed).
+//
+// Append sets ev.Time from the clock, never earlier than the previous
+// event's, so index order is time order. If ctx ends first Append returns
+// ctx.Err() although the event may still be committed.
+func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
+	req := &request{done: make(chan result, 1)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	// Stamping, encoding and queueing under one lock keeps queue order and
+	// time order the same. Encoding costs microseconds.
+	ev.Time = l.nowLocked()
+	ce, err := ev.canonical()
+	var data []byte
+	if err == nil {
+		data, err = marshal(ce)
+	}
+	if err != nil {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
+	}
+	req.rec = record(&ce, data)
+	l.pending = append(l.pending, req)
+	l.cond.Signal()
+	l.mu.Unlock()
+
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (l *Log) nowLocked() time.Time {
+	t := l.clock().UTC()
+	if t.Before(l.lastTime) {
+		t = l.lastTime
+	}
+	l.lastTime = t
+	return t
+}
+
+func (l *Log) commitLoop() {
+	defer l.wg.Done()
+	for {
+		l.mu.Lock()
+		for len(l.pending) == 0 && !l.closed {
+			l.cond.Wait()
+		}
+		if len(l.pending) == 0 {
+			l.mu.Unlock()
+			return // closed and drained
+		}
+		n := min(len(l.pending), l.opts.maxBatch)
+		batch := l.pending[:n:n]
+		l.pending = l.pending[n:]
+		var window *store.Record
+		if l.failure != nil {
+			// The outage is over if this batch commits: record it in the same
+			// transaction, ahead of the events that prove the store is back.
+			w := l.windowEventLocked(batch[0].rec.Time)
+			window = &w
+		}
+		l.mu.Unlock()
+		l.commit(batch, window)
+	}
+}
+
+// windowEventLocked builds the store.failure_window event. It is stamped t,
+// the time of the first event that follows it, so that time order holds.
+func (l *Log) windowEventLocked(t time.Time) store.Record {
+	f := l.failure
+	ev := Event{
+		Kind:   KindStoreFailureWindow,
+		Time:   t,
+		Reason: "audit store unavailable; events in this window were refused",
+		Extra: map[string]any{
+			"start":          f.start.Format(time.RFC3339Nano),
+			"end":            f.last.Format(time.RFC3339Nano),
+			"failed_events":  f.events,
+			"failed_batches": f.batches,
+			"last_error":     f.lastErr,
+		},
+	}
+	ce, _ := ev.canonical() // no facts: cannot fail
+	data, _ := marshal(ce)
+	return record(&ce, data)
+}
+
+// commit writes one batch, retrying when another replica appended first.
+func (l *Log) commit(batch []*request, window *store.Record) {
+	recs := make([]store.Record, 0, len(batch)+1)
+	if window != nil {
+		recs = append(recs, *window)
+	}
+	for _, r := range batch {
+		recs = append(recs, r.rec)
+	}
+	for i := range recs {
+		recs[i].Hash = tlog.RecordHash(recs[i].Data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.writeTimeout)
+	defer cancel()
+	var (
+		next store.Head
+		err  error
+	)
+	for attempt := 0; ; attempt++ {
+		next = l.head
+		for i := range recs {
+			recs[i].Index = next.Size
+			next = extend(next, recs[i].Hash)
+		}
+		err = l.store.AppendEvents(ctx, recs, next)
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			break
+		}
+		// Another replica appended first: continue the tree from the head
+		// it left. Every conflict means some replica made progress; past a
+		// few in a row, back off a little so two replicas stop colliding in
+		// lockstep. The write timeout bounds the whole loop.
+		if err = checkHead(conflict.Head); err != nil {
+			break
+		}
+		l.head = conflict.Head
+		if attempt >= 3 {
+			select {
+			case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-3, 6)))):
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		l.failed.Add(int64(len(batch)))
+		l.mu.Lock()
+		if l.failure == nil {
+			l.failure = &failureWindow{start: l.clock().UTC()}
+			l.logger.Error("audit store failing: refusing events", "err", err)
+		}
+		l.failure.last = l.clock().UTC()
+		l.failure.events += int64(len(batch))
+		l.failure.batches++
+		l.failure.lastErr = err.Error()
+		l.mu.Unlock()
+		for _, r := range batch {
+			r.done <- result{err: fmt.Errorf("audit: event not recorded: %w", err)}
+		}
+		return
+	}
+	l.head = next
+	l.batches.Add(1)
+	l.events.Add(int64(len(recs)))
+	if window != nil {
+		l.mu.Lock()
+		l.logger.Warn("audit store recovered", "failed_events", l.failure.events, "since", l.failure.start)
+		l.failure = nil
+		l.mu.Unlock()
+		recs = recs[1:]
+	}
+	for i, r := range batch {
+		r.done <- result{index: recs[i].Index}
+	}
+}
+
+// Stats are counters since Open.
+type Stats struct {
+	Batches int64 // store transactions that committed
+	Events  int64 // events committed, including failure-window events
+	Failed  int64 // events refused because the store failed
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{Batches: l.batches.Load(), Events: l.events.Load(), Failed: l.failed.Load()}
+}
+
+func (l *Log) checkpointLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.opts.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopLoop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), l.opts.interval)
+			if _, err := l.checkpointIfGrown(ctx); err != nil {
+				l.logger.Error("audit checkpoint failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// ErrEmpty is returned by Checkpoint for a log with no events.
+var ErrEmpty = errors.New("audit: log is empty")
+
+// Checkpoint signs the store's current tree head, stores the checkpoint and
+// publishes it to the sinks. Sink failures are logged, not returned: the
+// checkpoint is already stored.
+func (l *Log) Checkpoint(ctx context.Context) (store.Checkpoint, error) {
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	return l.checkpointLocked(ctx)
+}
+
+func (l *Log) checkpointIfGrown(ctx context.Context) (bool, error) {
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	h, err := l.store.Head(ctx)
+	if err != nil {
+		return false, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	if h.Size == 0 || h.Size <= l.lastSigned {
+		return false, nil
+	}
+	_, err = l.checkpointLocked(ctx)
+	return err == nil, err
+}
+
+func (l *Log) checkpointLocked(ctx context.Context) (store.Checkpoint, error) {
+	// The store's head, not l.head: with replicas the store may be ahead,
+	// and the committer owns l.head.
+	h, err := l.store.Head(ctx)
+	if err != nil {
+		return store.Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	if err := checkHead(h); err != nil {
+		return store.Checkpoint{}, err
+	}
+	if h.Size == 0 {
+		return store.Checkpoint{}, ErrEmpty
+	}
+	msg, err := SignTreeHead(TreeHead{Origin: l.opts.origin, Size: h.Size, Root: rootHash(h)}, l.signer)
+	if err != nil {
+		return store.Checkpoint{}, err
+	}
+	c := store.Checkpoint{Size: h.Size, Time: l.clock().UTC(), Note: msg}
+	if err := l.store.PutCheckpoint(ctx, c); err != nil {
+		return store.Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	l.lastSigned = h.Size
+	for _, s := range l.opts.sinks {
+		if err := s.Publish(ctx, c); err != nil {
+			l.logger.Error("audit checkpoint not published", "sink", fmt.Sprint(s), "size", c.Size, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// Shutdown stops accepting events, commits those already queued, signs a
+// final checkpoint if the tree grew and stops the background loop. It
+// returns when all of that is done or ctx ends.
+func (l *Log) Shutdown(ctx context.Context) error {
+	var err error
+	l.shutOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		close(l.stopLoop)
+		done := make(chan struct{})
+		go func() { l.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("audit: shutdown: %w", ctx.Err())
+			return
+		}
+		if _, cerr := l.checkpointIfGrown(ctx); cerr != nil {
+			err = cerr
+		}
+	})
+	return err
+}

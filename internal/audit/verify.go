@@ -1,0 +1,238 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// FindingKind classifies a Verify finding.
+type FindingKind string
+
+// The kinds of finding.
+const (
+	// FindingAltered: the event's bytes do not hash to its stored leaf hash,
+	// or are not a valid event.
+	FindingAltered FindingKind = "altered"
+	// FindingMissing: an index is absent (an event was deleted).
+	FindingMissing FindingKind = "missing"
+	// FindingTimeOrder: the event is newer than the one after it (events
+	// moved or swapped). Clock skew between replicas can also cause it.
+	FindingTimeOrder FindingKind = "time-order"
+	// FindingColumns: the stored search columns disagree with the event
+	// bytes (someone edited them to hide the event from queries).
+	FindingColumns FindingKind = "columns"
+	// FindingRootMismatch: a signed checkpoint's root differs from the tree
+	// rebuilt from the stored events: events at or after Index, and before
+	// the checkpoint's size, were altered, removed, inserted or reordered.
+	FindingRootMismatch FindingKind = "root-mismatch"
+	// FindingTruncated: the log is shorter than a checkpoint (or its head
+	// row) says: events from Index on were removed.
+	FindingTruncated FindingKind = "truncated"
+	// FindingBadCheckpoint: a checkpoint's signature does not verify or
+	// its body is malformed. Index is -1.
+	FindingBadCheckpoint FindingKind = "bad-checkpoint"
+	// FindingHead: the head row disagrees with the events.
+	FindingHead FindingKind = "head"
+)
+
+// Finding is one problem Verify found.
+type Finding struct {
+	Kind    FindingKind `json:"kind"`
+	Index   int64       `json:"index"` // the first event index concerned, -1 if none
+	Message string      `json:"message"`
+}
+
+// Report is the result of Verify.
+type Report struct {
+	TreeSize            int64     // events read
+	Root                tlog.Hash // root of the tree rebuilt from them
+	Checkpoints         int       // checkpoints stored
+	VerifiedCheckpoints int       // of which signature and root check out
+	LatestVerified      int64     // size of the largest verified checkpoint
+	Findings            []Finding // sorted by index
+	FirstBad            int64     // smallest finding index, -1 if none
+	Unsigned            int64     // events after the last verified checkpoint: intact as far as hashes show, but not yet covered by a signature
+}
+
+// OK reports whether Verify found nothing wrong.
+func (r *Report) OK() bool { return len(r.Findings) == 0 }
+
+// verifyPage is how many events Verify reads at a time: memory stays bounded
+// whatever the log's size.
+const verifyPage = 2000
+
+// Verify checks the whole log in st: it recomputes every leaf hash from the
+// stored event bytes, rebuilds the Merkle tree, checks every checkpoint's
+// signature with verifiers and that its root equals the rebuilt tree's root
+// at its size (which also proves each checkpoint consistent with every other
+// one), and checks indexes, time order, search columns and the head row. It
+// returns an error only when it cannot read the store; problems in the log
+// are Findings.
+func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Report, error) {
+	rep := &Report{FirstBad: -1}
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: verify: %w", err)
+	}
+	rep.Checkpoints = len(cps)
+	// Checkpoints that verify, by size, to compare as the tree passes them.
+	want := map[int64][]TreeHead{}
+	var sizes []int64
+	for _, c := range cps {
+		th, err := OpenCheckpoint(c.Note, verifiers)
+		if err != nil {
+			rep.add(FindingBadCheckpoint, -1, fmt.Sprintf("checkpoint of size %d: %v", c.Size, err))
+			continue
+		}
+		if th.Size != c.Size {
+			rep.add(FindingBadCheckpoint, -1, fmt.Sprintf("checkpoint row says size %d, signed note says %d", c.Size, th.Size))
+			continue
+		}
+		if len(want[th.Size]) == 0 {
+			sizes = append(sizes, th.Size)
+		}
+		want[th.Size] = append(want[th.Size], th)
+	}
+	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
+
+	var (
+		head     store.Head
+		prevTime int64 = -1 << 63
+		next     int64 // the index expected next
+		good     int64 // size of the last checkpoint that matched
+		si       int   // next entry of sizes to check
+	)
+	// blame returns the first index in [lo, hi) that an event-level finding
+	// already names, or lo: a root mismatch explained by an altered or
+	// missing event should point at that event, not at the range.
+	blame := func(lo, hi int64) int64 {
+		first := hi
+		for _, f := range rep.Findings {
+			if f.Index >= lo && f.Index < first && f.Kind != FindingRootMismatch {
+				first = f.Index
+			}
+		}
+		if first == hi {
+			return lo
+		}
+		return first
+	}
+	check := func() {
+		for si < len(sizes) && sizes[si] == head.Size {
+			root := rootHash(head)
+			for _, th := range want[head.Size] {
+				if th.Root == root {
+					rep.VerifiedCheckpoints++
+					good = head.Size
+				} else {
+					rep.add(FindingRootMismatch, blame(good, next), fmt.Sprintf(
+						"checkpoint of size %d (%s) does not match the stored events: something in [%d, %d) changed",
+						th.Size, th.Origin, good, th.Size))
+				}
+			}
+			si++
+		}
+	}
+	for {
+		recs, err := st.Events(ctx, store.Query{From: next, Limit: verifyPage})
+		if err != nil {
+			return nil, fmt.Errorf("audit: verify: %w", err)
+		}
+		for _, r := range recs {
+			if r.Index != next {
+				// Deleted events: the tree is rebuilt from what remains,
+				// so every later checkpoint will also disagree.
+				rep.add(FindingMissing, next, fmt.Sprintf("events %d to %d are missing", next, r.Index-1))
+			}
+			next = r.Index + 1
+			leaf := tlog.RecordHash(r.Data)
+			if leaf != r.Hash {
+				rep.add(FindingAltered, r.Index, fmt.Sprintf("event %d does not match its leaf hash", r.Index))
+			} else if ev, err := ParseEvent(r.Data); err != nil {
+				rep.add(FindingAltered, r.Index, fmt.Sprintf("event %d is not a valid event: %v", r.Index, err))
+			} else {
+				if err := sameColumns(&ev, r); err != nil {
+					rep.add(FindingColumns, r.Index, fmt.Sprintf("event %d: %v", r.Index, err))
+				}
+				// The event itself is the evidence; the time column is a copy.
+				// Blame the earlier event: when two events swap places, the
+				// first one out of order is the first that moved.
+				t := ev.Time.UnixNano()
+				if t < prevTime {
+					rep.add(FindingTimeOrder, r.Index-1, fmt.Sprintf("event %d is newer than event %d after it", r.Index-1, r.Index))
+				}
+				prevTime = t
+			}
+			head = extend(head, leaf)
+			check()
+		}
+		if len(recs) < verifyPage {
+			break
+		}
+	}
+	rep.TreeSize = head.Size
+	rep.Root = rootHash(head)
+	// Checkpoints the rebuilt tree never reached: the log is shorter than
+	// they say, by a cut tail or by events removed from the middle.
+	for ; si < len(sizes); si++ {
+		if next < sizes[si] {
+			rep.add(FindingTruncated, next, fmt.Sprintf(
+				"log ends at index %d but a signed checkpoint covers %d events", next, sizes[si]))
+			break
+		}
+		rep.add(FindingRootMismatch, blame(good, next), fmt.Sprintf(
+			"checkpoint of size %d cannot match: only %d events remain", sizes[si], head.Size))
+	}
+	if good > 0 {
+		rep.LatestVerified = good
+	}
+	rep.Unsigned = head.Size - good
+	sh, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: verify: %w", err)
+	}
+	switch {
+	case sh.Size > next:
+		rep.add(FindingTruncated, next, fmt.Sprintf("log ends at %d events but its head row says %d", next, sh.Size))
+	case sh.Size < next:
+		rep.add(FindingHead, sh.Size, fmt.Sprintf("head row says %d events, the log has %d", sh.Size, next))
+	case !reflect.DeepEqual(sh.Hashes, head.Hashes) && !(len(sh.Hashes) == 0 && len(head.Hashes) == 0):
+		rep.add(FindingHead, -1, "head row's tree hashes do not match the stored events")
+	}
+	sort.SliceStable(rep.Findings, func(i, j int) bool { return rep.Findings[i].Index < rep.Findings[j].Index })
+	for _, f := range rep.Findings {
+		if f.Index >= 0 && (rep.FirstBad < 0 || f.Index < rep.FirstBad) {
+			rep.FirstBad = f.Index
+		}
+	}
+	return rep, nil
+}
+
+func (r *Report) add(kind FindingKind, index int64, msg string) {
+	r.Findings = append(r.Findings, Finding{Kind: kind, Index: index, Message: msg})
+}
+
+// sameColumns checks the record's search columns against its event.
+func sameColumns(ev *Event, r store.Record) error {
+	w := record(ev, r.Data)
+	switch {
+	case !w.Time.Equal(r.Time):
+		return fmt.Errorf("time column %v, event says %v", r.Time, w.Time)
+	case w.Kind != r.Kind, w.SessionID != r.SessionID, w.Principal != r.Principal,
+		w.Connection != r.Connection, w.Decision != r.Decision, w.Outcome != r.Outcome:
+		return fmt.Errorf("search columns %q, event says %q",
+			[]string{r.Kind, r.SessionID, r.Principal, r.Connection, r.Decision, r.Outcome},
+			[]string{w.Kind, w.SessionID, w.Principal, w.Connection, w.Decision, w.Outcome})
+	case !slices.Equal(w.Tables, r.Tables):
+		return fmt.Errorf("tables %q, event says %q", r.Tables, w.Tables)
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+// Package store persists Gatehouse's state behind one small interface, Store,
+// with two implementations: SQLite (the embedded default, one file in the data
+// directory) and PostgreSQL (for several gateway replicas sharing one state).
+//
+// The store knows the audit log only as rows: an append-only sequence of
+// event records, each with its leaf index, the canonical event bytes and its
+// leaf hash, a head row (tree size and the compact range of the Merkle tree)
+// and signed checkpoints. Building leaves and trees is the audit package's
+// job; the store keeps the rows durable and in order.
+//
+// Appends are serialised by the head row: AppendEvents locks it (SQLite: the
+// write transaction is BEGIN IMMEDIATE; PostgreSQL: SELECT … FOR UPDATE),
+// checks that the records continue the log exactly where the head says it
+// ends, and returns ErrConflict otherwise. Two replicas can therefore never
+// give two events the same index, and a writer that lost the race rebuilds its
+// batch on the new head.
+//
+// The event, event-table and checkpoint tables reject UPDATE and DELETE with
+// triggers. That is defence in depth, not the security boundary: anyone who
+// can drop a trigger can edit rows, which is why the audit log is a Merkle
+// tree with signed checkpoints and audit.Verify detects such edits.
+//
+// Schema changes are numbered SQL files per dialect under migrations/,
+// applied in order inside transactions and recorded in schema_migrations.
+package store

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Postgres is the shared store for several gateway replicas.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// migrationLock is the advisory lock key that serialises migrations between
+// replicas starting at the same time ("gatehous" in ASCII).
+const migrationLock int64 = 0x6761746568_6f7573
+
+// OpenPostgres connects to dsn (a libpq URL or key=value string) and brings the
+// schema up to date.
+//
+// Durability is the server's: with synchronous_commit on (the default) a
+// commit has been flushed to the server's WAL when AppendEvents returns.
+func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
+	p := &Postgres{pool: pool}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
+	return p, nil
+}
+
+func (p *Postgres) migrate(ctx context.Context) error {
+	ms, err := migrations("postgres")
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// The transaction-scoped advisory lock makes a second replica wait and
+		// then find every version applied; it also covers the CREATE TABLE IF
+		// NOT EXISTS race.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		for _, m := range ms {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			// No arguments: pgx sends it with the simple protocol, which
+			// accepts several statements.
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AppendEvents implements Store. The head row is locked with SELECT … FOR
+// UPDATE, so replicas append one after the other and never reuse an index.
+func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) error {
+	if err := checkAppend(recs, next); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var (
+			size   int64
+			hashes []byte
+		)
+		if err := tx.QueryRow(ctx, `SELECT size, hashes FROM audit_head WHERE id = 1 FOR UPDATE`).Scan(&size, &hashes); err != nil {
+			return err
+		}
+		if size != recs[0].Index {
+			hs, err := decodeHashes(hashes)
+			if err != nil {
+				return err
+			}
+			return &ConflictError{Head: Head{Size: size, Hashes: hs}}
+		}
+		var tables [][]any
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
+			[]string{"idx", "ts", "kind", "session_id", "principal", "connection", "decision", "outcome", "data", "hash"},
+			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+				r := recs[i]
+				for _, t := range uniqueTables(r) {
+					tables = append(tables, []any{t, r.Index})
+				}
+				return []any{r.Index, r.Time.UnixNano(), r.Kind, r.SessionID, r.Principal, r.Connection,
+					r.Decision, r.Outcome, string(r.Data), r.Hash[:]}, nil
+			}))
+		if err != nil {
+			return err
+		}
+		if len(tables) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_event_tables"}, []string{"name", "idx"},
+				pgx.CopyFromRows(tables)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE audit_head SET size = $1, hashes = $2 WHERE id = 1`,
+			next.Size, encodeHashes(next.Hashes))
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("store: append events: %w", err)
+	}
+	return err
+}
+
+// Head implements Store.
+func (p *Postgres) Head(ctx context.Context) (Head, error) {
+	var (
+		h Head
+		b []byte
+	)
+	if err := p.pool.QueryRow(ctx, `SELECT size, hashes FROM audit_head WHERE id = 1`).Scan(&h.Size, &b); err != nil {
+		return Head{}, fmt.Errorf("store: head: %w", err)
+	}
+	var err error
+	h.Hashes, err = decodeHashes(b)
+	return h, err
+}
+
+// Events implements Store.
+func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
+	query, args := buildEvents(q, func(n int) string { return "$" + strconv.Itoa(n) },
+		`COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM audit_event_tables t WHERE t.idx = e.idx), '[]')::text`)
+	rows, err := p.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	defer rows.Close()
+	var recs []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: events: %w", err)
+		}
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	return recs, nil
+}
+
+// PutCheckpoint implements Store.
+func (p *Postgres) PutCheckpoint(ctx context.Context, c Checkpoint) error {
+	_, err := p.pool.Exec(ctx, `INSERT INTO audit_checkpoints (size, created, note) VALUES ($1, $2, $3)`,
+		c.Size, c.Time.UnixNano(), string(c.Note))
+	if err != nil {
+		return fmt.Errorf("store: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Checkpoints implements Store.
+func (p *Postgres) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
+	return p.checkpoints(ctx, `SELECT size, created, note FROM audit_checkpoints ORDER BY size, id`)
+}
+
+// LatestCheckpoint implements Store.
+func (p *Postgres) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
+	cs, err := p.checkpoints(ctx, `SELECT size, created, note FROM audit_checkpoints ORDER BY size DESC, id DESC LIMIT 1`)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if len(cs) == 0 {
+		return Checkpoint{}, ErrNotFound
+	}
+	return cs[0], nil
+}
+
+func (p *Postgres) checkpoints(ctx context.Context, query string) ([]Checkpoint, error) {
+	rows, err := p.pool.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var cs []Checkpoint
+	for rows.Next() {
+		var (
+			c    Checkpoint
+			ts   int64
+			note string
+		)
+		if err := rows.Scan(&c.Size, &ts, &note); err != nil {
+			return nil, fmt.Errorf("store: checkpoints: %w", err)
+		}
+		c.Time, c.Note = time.Unix(0, ts).UTC(), []byte(note)
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: checkpoints: %w", err)
+	}
+	return cs, nil
+}
+
+// Close implements Store.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Store is the persistent state of a gateway: for now the audit log.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// AppendEvents appends recs and sets the head to next in one
+	// transaction that is durable when AppendEvents returns nil. recs must
+	// be consecutive and start at the current head's size; if another
+	// writer appended first it returns a *ConflictError (errors.Is
+	// ErrConflict) carrying the current head, and writes nothing.
+	AppendEvents(ctx context.Context, recs []Record, next Head) error
+	// Head returns the current tree size and compact range.
+	Head(ctx context.Context) (Head, error)
+	// Events returns the records matching q in index order.
+	Events(ctx context.Context, q Query) ([]Record, error)
+	// PutCheckpoint stores a signed checkpoint.
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// Checkpoints returns every stored checkpoint ordered by size, then by
+	// the order they were stored.
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+	// LatestCheckpoint returns the checkpoint with the largest size (the
+	// last stored among equals), or ErrNotFound.
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+var (
+	// ErrConflict is returned by AppendEvents when the records do not start
+	// at the current tree size: another writer (replica) appended first.
+	ErrConflict = errors.New("store: append conflict: the log has grown")
+	// ErrNotFound is returned by LatestCheckpoint when there is none.
+	ErrNotFound = errors.New("store: not found")
+)
+
+// ConflictError is AppendEvents' error when the log has grown since the
+// caller read the head. Head is the head as read under the append lock, so the
+// caller can rebuild its batch without another round trip.
+type ConflictError struct {
+	Head Head
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: append conflict: the log has grown to %d", e.Head.Size)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Record is one audit event as stored: its leaf index and bytes, the leaf
+// hash, and copies of a few fields used to find it. Data is authoritative;
+// the other fields are derived from it by the writer and checked by
+// audit.Verify.
+type Record struct {
+	Index      int64     // leaf index, from 0
+	Time       time.Time // event time (stored with nanosecond precision, returned in UTC)
+	Kind       string
+	SessionID  string
+	Principal  string
+	Connection string
+	Decision   string
+	Outcome    string   // "success", "failure" or empty
+	Tables     []string // tables the statement touches, sorted, no duplicates
+	Data       []byte   // the leaf: the event's canonical JSON
+	Hash       tlog.Hash
+}
+
+// Head is the end of the log: its size and the roots of the complete subtrees
+// that make up the Merkle tree of Size leaves (one per set bit of Size,
+// largest first). The store keeps it opaque; it is what lets any writer
+// extend the tree without reading old leaves.
+type Head struct {
+	Size   int64
+	Hashes []tlog.Hash
+}
+
+// Checkpoint is a signed tree head in the signed-note checkpoint format.
+type Checkpoint struct {
+	Size int64
+	Time time.Time
+	Note []byte // the signed note text
+}
+
+// DefaultLimit is the number of records Events returns when Query.Limit is 0;
+// callers page with From.
+const DefaultLimit = 1000
+
+// Query selects events. Zero fields do not filter.
+type Query struct {
+	From, To     int64     // index range [From, To); To 0 means no upper bound
+	Since, Until time.Time // time range [Since, Until)
+	Kind         string
+	Principal    string
+	Connection   string
+	SessionID    string
+	Decision     string
+	Outcome      string
+	Table        string
+	Limit        int // at most this many; 0 means DefaultLimit, negative means no limit
+}
+
+// buildEvents returns the SELECT for q with placeholders made by ph(n).
+// Both dialects share it so their filters cannot drift apart.
+func buildEvents(q Query, ph func(n int) string, tablesExpr string) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", ph(len(args))))
+	}
+	if q.From > 0 {
+		add("e.idx >= ?", q.From)
+	}
+	if q.To > 0 {
+		add("e.idx < ?", q.To)
+	}
+	if !q.Since.IsZero() {
+		add("e.ts >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("e.ts < ?", q.Until.UnixNano())
+	}
+	for _, f := range []struct{ col, v string }{
+		{"e.kind", q.Kind}, {"e.principal", q.Principal}, {"e.connection", q.Connection},
+		{"e.session_id", q.SessionID}, {"e.decision", q.Decision}, {"e.outcome", q.Outcome},
+	} {
+		if f.v != "" {
+			add(f.col+" = ?", f.v)
+		}
+	}
+	if q.Table != "" {
+		add("e.idx IN (SELECT t.idx FROM audit_event_tables t WHERE t.name = ?)", q.Table)
+	}
+	sql := "SELECT e.idx, e.ts, e.kind, e.session_id, e.principal, e.connection, e.decision, e.outcome, " +
+		tablesExpr + ", e.data, e.hash FROM audit_events e"
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY e.idx"
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit > 0 {
+		sql += " LIMIT " + strconv.Itoa(limit)
+	}
+	return sql, args
+}
+
+// scanner is satisfied by *sql.Rows and pgx.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(s scanner) (Record, error) {
+	var (
+		r            Record
+		ts           int64
+		tables, data string
+		hash         []byte
+	)
+	if err := s.Scan(&r.Index, &ts, &r.Kind, &r.SessionID, &r.Principal, &r.Connection,
+		&r.Decision, &r.Outcome, &tables, &data, &hash); err != nil {
+		return Record{}, err
+	}
+	r.Time = time.Unix(0, ts).UTC()
+	r.Data = []byte(data)
+	if len(hash) != tlog.HashSize {
+		return Record{}, fmt.Errorf("store: event %d: hash has %d bytes", r.Index, len(hash))
+	}
+	copy(r.Hash[:], hash)
+	if err := json.Unmarshal([]byte(tables), &r.Tables); err != nil {
+		return Record{}, fmt.Errorf("store: event %d: tables: %w", r.Index, err)
+	}
+	if len(r.Tables) == 0 {
+		r.Tables = nil
+	}
+	return r, nil
+}
+
+// checkAppend validates an append before any row is written.
+func checkAppend(recs []Record, next Head) error {
+	if len(recs) == 0 {
+		return errors.New("store: append of no records")
+	}
+	for i, r := range recs {
+		if r.Index != recs[0].Index+int64(i) {
+			return fmt.Errorf("store: record %d has index %d, want %d", i, r.Index, recs[0].Index+int64(i))
+		}
+	}
+	if next.Size != recs[0].Index+int64(len(recs)) {
+		return fmt.Errorf("store: next head size %d does not follow records ending at %d",
+			next.Size, recs[0].Index+int64(len(recs)))
+	}
+	return nil
+}
+
+func encodeHashes(hs []tlog.Hash) []byte {
+	b := make([]byte, 0, len(hs)*tlog.HashSize)
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func decodeHashes(b []byte) ([]tlog.Hash, error) {
+	if len(b)%tlog.HashSize != 0 {
+		return nil, fmt.Errorf("store: head hashes have %d bytes", len(b))
+	}
+	hs := make([]tlog.Hash, len(b)/tlog.HashSize)
+	for i := range hs {
+		copy(hs[i][:], b[i*tlog.HashSize:])
+	}
+	return hs, nil
+}
+
+// uniqueTables returns r.Tables without duplicates, so the (name, idx) key
+// cannot make an append fail.
+func uniqueTables(r Record) []string {
+	seen := make(map[string]bool, len(r.Tables))
+	var out []string
+	for _, t := range r.Tables {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}

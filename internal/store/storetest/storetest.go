@@ -1,0 +1,362 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass, in the manner of x/mod/sumdb/storage's
+// TestStorage: one set of tests, run against SQLite and PostgreSQL alike.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// DB is one fresh database behind a store implementation.
+type DB struct {
+	// Open opens a store on the database. Calling it again opens another
+	// handle on the same database: a restart, or a second gateway replica.
+	Open func() (store.Store, error)
+	// Exec runs sql on the database directly, bypassing the store, as an
+	// operator or an intruder with database access would.
+	Exec func(sql string) error
+}
+
+// Run runs the suite. newDB is called once per test and returns a fresh,
+// empty database.
+func Run(t *testing.T, newDB func(t *testing.T) DB) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, db DB, open func() store.Store)
+	}{
+		{"Empty", testEmpty},
+		{"AppendRoundTrip", testAppendRoundTrip},
+		{"Conflict", testConflict},
+		{"BadAppend", testBadAppend},
+		{"Query", testQuery},
+		{"Checkpoints", testCheckpoints},
+		{"Reopen", testReopen},
+		{"Replicas", testReplicas},
+		{"AppendOnly", testAppendOnly},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := newDB(t)
+			tc.fn(t, db, func() store.Store {
+				t.Helper()
+				s, err := db.Open()
+				if err != nil {
+					t.Fatalf("open: %v", err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
+}
+
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+// rec builds record i with predictable fields for the query tests.
+func rec(i int64) store.Record {
+	data := []byte(fmt.Sprintf(`{"n":%d}`, i))
+	r := store.Record{
+		Index:      i,
+		Time:       t0.Add(time.Duration(i) * time.Second),
+		Kind:       []string{"statement", "statement.outcome", "session.start"}[i%3],
+		SessionID:  fmt.Sprintf("s%d", i%2),
+		Principal:  []string{"ci-agent", "approver"}[i%2],
+		Connection: "shop",
+		Decision:   []string{"allow", "deny", "review", ""}[i%4],
+		Outcome:    []string{"", "success", "failure"}[i%3],
+		Data:       data,
+		Hash:       tlog.RecordHash(data),
+	}
+	if i%3 == 0 {
+		r.Tables = []string{"orders", "payments"}
+	}
+	return r
+}
+
+// head returns a plausible head for size; the store treats hashes as opaque.
+func head(size int64) store.Head {
+	h := store.Head{Size: size}
+	for s := size; s > 0; s &= s - 1 {
+		h.Hashes = append(h.Hashes, tlog.RecordHash([]byte(fmt.Sprint(size, s))))
+	}
+	return h
+}
+
+func appendN(t *testing.T, s store.Store, from, n int64) {
+	t.Helper()
+	var recs []store.Record
+	for i := from; i < from+n; i++ {
+		recs = append(recs, rec(i))
+	}
+	if err := s.AppendEvents(context.Background(), recs, head(from+n)); err != nil {
+		t.Fatalf("AppendEvents(%d..%d): %v", from, from+n, err)
+	}
+}
+
+func indexes(recs []store.Record) []int64 {
+	out := []int64{}
+	for _, r := range recs {
+		out = append(out, r.Index)
+	}
+	return out
+}
+
+func testEmpty(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	h, err := s.Head(ctx)
+	if err != nil || h.Size != 0 || len(h.Hashes) != 0 {
+		t.Fatalf("Head = %+v, %v; want empty", h, err)
+	}
+	recs, err := s.Events(ctx, store.Query{})
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("Events = %v, %v; want none", recs, err)
+	}
+	if _, err := s.LatestCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LatestCheckpoint err = %v, want ErrNotFound", err)
+	}
+	cs, err := s.Checkpoints(ctx)
+	if err != nil || len(cs) != 0 {
+		t.Fatalf("Checkpoints = %v, %v; want none", cs, err)
+	}
+}
+
+func testAppendRoundTrip(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	appendN(t, s, 0, 5)
+	appendN(t, s, 5, 1)
+	h, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h, head(6)) {
+		t.Fatalf("Head = %+v, want %+v", h, head(6))
+	}
+	recs, err := s.Events(ctx, store.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 6 {
+		t.Fatalf("got %d records, want 6", len(recs))
+	}
+	for i, r := range recs {
+		if want := rec(int64(i)); !reflect.DeepEqual(r, want) {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, r, want)
+		}
+	}
+}
+
+func testConflict(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	appendN(t, s, 0, 3)
+	for _, from := range []int64{0, 2, 4} {
+		err := s.AppendEvents(ctx, []store.Record{rec(from)}, head(from+1))
+		var ce *store.ConflictError
+		if !errors.Is(err, store.ErrConflict) || !errors.As(err, &ce) {
+			t.Errorf("append at %d on a log of 3: err = %v, want a ConflictError", from, err)
+		} else if !reflect.DeepEqual(ce.Head, head(3)) {
+			t.Errorf("ConflictError.Head = %+v, want %+v", ce.Head, head(3))
+		}
+	}
+	if h, _ := s.Head(ctx); h.Size != 3 {
+		t.Errorf("head size %d after conflicts, want 3", h.Size)
+	}
+	if recs, _ := s.Events(ctx, store.Query{}); len(recs) != 3 {
+		t.Errorf("%d records after conflicts, want 3", len(recs))
+	}
+}
+
+func testBadAppend(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	for name, tc := range map[string]struct {
+		recs []store.Record
+		next store.Head
+	}{
+		"none":     {nil, head(0)},
+		"gap":      {[]store.Record{rec(0), rec(2)}, head(3)},
+		"bad head": {[]store.Record{rec(0), rec(1)}, head(3)},
+	} {
+		if err := s.AppendEvents(ctx, tc.recs, tc.next); err == nil || errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: err = %v, want a validation error", name, err)
+		}
+	}
+	if h, _ := s.Head(ctx); h.Size != 0 {
+		t.Errorf("head size %d after bad appends, want 0", h.Size)
+	}
+}
+
+func testQuery(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	appendN(t, s, 0, 12)
+	for _, tc := range []struct {
+		name string
+		q    store.Query
+		want []int64
+	}{
+		{"all", store.Query{}, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"range", store.Query{From: 3, To: 6}, []int64{3, 4, 5}},
+		{"limit", store.Query{From: 10, Limit: 5}, []int64{10, 11}},
+		{"limit page", store.Query{From: 2, Limit: 2}, []int64{2, 3}},
+		{"time", store.Query{Since: t0.Add(4 * time.Second), Until: t0.Add(7 * time.Second)}, []int64{4, 5, 6}},
+		{"kind", store.Query{Kind: "session.start"}, []int64{2, 5, 8, 11}},
+		{"principal", store.Query{Principal: "approver"}, []int64{1, 3, 5, 7, 9, 11}},
+		{"session", store.Query{SessionID: "s0", To: 5}, []int64{0, 2, 4}},
+		{"connection", store.Query{Connection: "other"}, []int64{}},
+		{"decision", store.Query{Decision: "deny"}, []int64{1, 5, 9}},
+		{"outcome", store.Query{Outcome: "failure"}, []int64{2, 5, 8, 11}},
+		{"table", store.Query{Table: "payments"}, []int64{0, 3, 6, 9}},
+		{"table and principal", store.Query{Table: "orders", Principal: "approver"}, []int64{3, 9}},
+		{"no table", store.Query{Table: "pay%"}, []int64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := s.Events(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := indexes(recs); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Events(%+v) = %v, want %v", tc.q, got, tc.want)
+			}
+		})
+	}
+}
+
+func testCheckpoints(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	put := []store.Checkpoint{
+		{Size: 5, Time: t0, Note: []byte("five\n")},
+		{Size: 2, Time: t0.Add(time.Second), Note: []byte("two\n")},
+		{Size: 5, Time: t0.Add(2 * time.Second), Note: []byte("five again\n")},
+	}
+	for _, c := range put {
+		if err := s.PutCheckpoint(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := s.Checkpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.Checkpoint{put[1], put[0], put[2]}; !reflect.DeepEqual(cs, want) {
+		t.Errorf("Checkpoints = %+v, want %+v", cs, want)
+	}
+	latest, err := s.LatestCheckpoint(ctx)
+	if err != nil || !reflect.DeepEqual(latest, put[2]) {
+		t.Errorf("LatestCheckpoint = %+v, %v; want %+v", latest, err, put[2])
+	}
+}
+
+func testReopen(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	appendN(t, s, 0, 4)
+	if err := s.PutCheckpoint(ctx, store.Checkpoint{Size: 4, Time: t0, Note: []byte("n\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opening again must find the schema current (migrations are idempotent)
+	// and every committed row.
+	s = open()
+	h, err := s.Head(ctx)
+	if err != nil || !reflect.DeepEqual(h, head(4)) {
+		t.Fatalf("Head after reopen = %+v, %v", h, err)
+	}
+	appendN(t, s, 4, 2)
+	recs, err := s.Events(ctx, store.Query{})
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("Events after reopen: %d, %v", len(recs), err)
+	}
+	if _, err := s.LatestCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testReplicas appends from several handles at once, each retrying on
+// ErrConflict as audit.Log does: every index must be used exactly once.
+func testReplicas(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	const writers, each = 4, 10
+	stores := make([]store.Store, writers)
+	for i := range stores {
+		stores[i] = open()
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(s store.Store) {
+			defer wg.Done()
+			for n := 0; n < each; {
+				h, err := s.Head(ctx)
+				if err != nil {
+					errc <- err
+					return
+				}
+				err = s.AppendEvents(ctx, []store.Record{rec(h.Size)}, head(h.Size+1))
+				switch {
+				case errors.Is(err, store.ErrConflict):
+					continue
+				case err != nil:
+					errc <- err
+					return
+				}
+				n++
+			}
+		}(stores[w])
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	recs, err := stores[0].Events(ctx, store.Query{Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != writers*each {
+		t.Fatalf("%d records, want %d", len(recs), writers*each)
+	}
+	for i, r := range recs {
+		if r.Index != int64(i) {
+			t.Fatalf("record %d has index %d", i, r.Index)
+		}
+	}
+	if h, _ := stores[0].Head(ctx); h.Size != writers*each {
+		t.Fatalf("head size %d, want %d", h.Size, writers*each)
+	}
+}
+
+// testAppendOnly checks that the schema refuses edits through the store's
+// own connection. Raw edits by someone who drops the triggers are the audit
+// package's tamper tests.
+func testAppendOnly(t *testing.T, db DB, open func() store.Store) {
+	s := open()
+	appendN(t, s, 0, 2)
+	for _, sql := range []string{
+		`UPDATE audit_events SET data = '{}' WHERE idx = 0`,
+		`DELETE FROM audit_events WHERE idx = 1`,
+		`DELETE FROM audit_event_tables`,
+	} {
+		if err := db.Exec(sql); err == nil {
+			t.Errorf("%s: succeeded on an append-only table", sql)
+		}
+	}
+	if recs, _ := s.Events(context.Background(), store.Query{}); len(recs) != 2 || string(recs[0].Data) != `{"n":0}` {
+		t.Errorf("events changed: %+v", recs)
+	}
+}
