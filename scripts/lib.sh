@@ -19,7 +19,7 @@ rand_token() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 2
 # creates (first time) and starts a SCRAM-only cluster on 127.0.0.1:PORT.
 # Sets PG_CLUSTER_FRESH=1 when it was just created.
 pg_cluster_up() {
-  local dir=$1 port=$2 pw=$3; shift 3
+  local dir port=$2 pw=$3; dir=$(mkdir -p "$1" && cd "$1" && pwd); shift 3
   local bindir; bindir=$(pg_bindir)
   PG_CLUSTER_FRESH=0
   if [ ! -d "$dir/pgdata" ]; then
