@@ -1,0 +1,192 @@
+package pg
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
+)
+
+// maxCachedText bounds the length of a text kept as a cache key, so that a
+// cache of n entries cannot be made to hold n huge statements.
+const maxCachedText = 16 << 10
+
+// SyntaxError is returned by Analyze, together with the flagged Analysis,
+// for text PostgreSQL's grammar rejects.
+type SyntaxError struct {
+	Message string
+	// Cursor is the 1-based byte offset the parser reported, 0 if none.
+	Cursor int
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Cursor > 0 {
+		return fmt.Sprintf("%s (at byte %d)", e.Message, e.Cursor)
+	}
+	return e.Message
+}
+
+// Analyzer turns SQL text into Statement facts with PostgreSQL's own
+// grammar (libpg_query) and caches the results. It is safe for concurrent
+// use.
+//
+// The cache maps a text to the analysis of exactly that text, so a hit can
+// never return the facts of a different statement. Texts that differ only in
+// constants share an entry through pg_query.Normalize, which replaces each
+// constant with $n using the server's lexer: on a miss the Analyzer analyses
+// the normalised text itself and stores it under that text. The facts are
+// then a function of the key by construction. When a fact depends on a
+// constant's value (set_config's parameter name, SET client_encoding), or
+// when the normalised text does not parse ($n where the grammar wants a
+// literal, as in interval '1 day'), the original text is analysed and cached
+// under itself. Keys are full texts, never hashes, so collisions cannot be
+// engineered.
+type Analyzer struct {
+	mu    sync.Mutex // guards cache and lru
+	cache map[string]*list.Element
+	lru   *list.List // of *cacheEntry, most recently used first
+	size  int
+}
+
+type cacheEntry struct {
+	key string
+	an  *Analysis
+}
+
+// NewAnalyzer returns an Analyzer caching up to cacheSize analyses (at
+// least 1).
+func NewAnalyzer(cacheSize int) *Analyzer {
+	if cacheSize < 1 {
+		cacheSize = 1
+	}
+	return &Analyzer{cache: make(map[string]*list.Element, cacheSize), lru: list.New(), size: cacheSize}
+}
+
+// Analyze returns the facts of every statement in sql. It always returns a
+// non-nil Analysis. When sql does not parse, the Analysis holds one
+// Statement with ParseError set and the error is a *SyntaxError; policy
+// denies such a statement. The returned Analysis may be shared: do not
+// modify it.
+func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
+	if an, ok := a.get(sql); ok {
+		return an, an.syntaxError()
+	}
+	norm, err := pg_query.Normalize(sql)
+	if err != nil || !utf8.ValidString(sql) || strings.IndexByte(sql, 0) >= 0 {
+		an := analyzeText(sql, false)
+		a.put(sql, an)
+		return an, an.syntaxError()
+	}
+	if norm != sql {
+		// Only an analysis that holds for every text normalising to norm
+		// may stand in for this one; an entry stored under norm as some
+		// other client's literal text (a parse error, set_config($1, …))
+		// may not.
+		if an, ok := a.get(norm); ok && an.shareable {
+			return an, nil
+		}
+		if an := analyzeText(norm, true); an != nil && an.shareable {
+			a.put(norm, an)
+			return an, nil
+		}
+	}
+	an := analyzeText(sql, false)
+	a.put(sql, an)
+	return an, an.syntaxError()
+}
+
+// analyzeText parses and walks text. With normalized set it returns nil when
+// the facts depend on a constant the normalisation replaced.
+func analyzeText(text string, normalized bool) *Analysis {
+	if strings.IndexByte(text, 0) >= 0 {
+		// libpg_query reads a C string: it would stop at the NUL and judge
+		// a prefix. The server also stops there, but refusing is simpler
+		// than proving the two agree.
+		return parseFailure("statement contains a NUL byte", 0)
+	}
+	if !utf8.ValidString(text) {
+		// The server (UTF-8 encoded, as Gatehouse requires) rejects such
+		// text too. Normalize would accept it and hide the bad bytes
+		// behind $n, so this check comes before any cache lookup by
+		// normalised text.
+		return parseFailure("statement is not valid UTF-8", 0)
+	}
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		msg, cursor := err.Error(), 0
+		var perr *parser.Error
+		if errors.As(err, &perr) {
+			msg, cursor = perr.Message, perr.Cursorpos
+		}
+		return parseFailure(msg, cursor)
+	}
+	an := &Analysis{Statements: make([]*Statement, 0, len(tree.Stmts)), shareable: true}
+	for _, raw := range tree.Stmts {
+		st := &Statement{Command: commandTag(raw.Stmt)}
+		w := walker{st: st, normalized: normalized}
+		w.walk(raw.Stmt)
+		if w.err != nil {
+			return nil
+		}
+		if w.paramDependent {
+			an.shareable = false
+		}
+		if st.Into.Target != "" {
+			st.Into.Reads = slices.Clip(st.Reads)
+		}
+		an.Statements = append(an.Statements, st)
+	}
+	return an
+}
+
+func parseFailure(msg string, cursor int) *Analysis {
+	se := &SyntaxError{Message: msg, Cursor: cursor}
+	return &Analysis{Statements: []*Statement{{ParseError: true, Error: se.Error()}}, syntax: se}
+}
+
+// failed reports a parse failure (of normalised text, in Analyze).
+func (an *Analysis) failed() bool {
+	return len(an.Statements) == 1 && an.Statements[0].ParseError
+}
+
+func (an *Analysis) syntaxError() error {
+	if an.syntax != nil {
+		return an.syntax
+	}
+	return nil
+}
+
+func (a *Analyzer) get(key string) (*Analysis, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.cache[key]
+	if !ok {
+		return nil, false
+	}
+	a.lru.MoveToFront(e)
+	return e.Value.(*cacheEntry).an, true
+}
+
+func (a *Analyzer) put(key string, an *Analysis) {
+	if len(key) > maxCachedText {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.cache[key]; ok {
+		a.lru.MoveToFront(e)
+		return
+	}
+	a.cache[key] = a.lru.PushFront(&cacheEntry{key: key, an: an})
+	for a.lru.Len() > a.size {
+		old := a.lru.Back()
+		a.lru.Remove(old)
+		delete(a.cache, old.Value.(*cacheEntry).key)
+	}
+}

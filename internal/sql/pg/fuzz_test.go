@@ -1,0 +1,54 @@
+package pg
+
+import (
+	"reflect"
+	"testing"
+)
+
+// FuzzAnalyze checks that analysis never panics, that text which does not
+// parse is flagged, and that the cache (normalised or not) returns what an
+// uncached analysis of the same text returns.
+func FuzzAnalyze(f *testing.F) {
+	for _, s := range []string{
+		"SELECT 1",
+		"DROP/**/TABLE payments",
+		`DROP TABLE U&"p\0061yments"`,
+		"SELECT 'a\\'; DROP TABLE payments; --'",
+		"SELECT $q$'$q$; DROP TABLE payments; --",
+		"SELECT 1 /* /* */ ; DROP TABLE payments; /* */ */",
+		"WITH x AS (DELETE FROM payments RETURNING *) SELECT count(*) FROM x",
+		"EXPLAIN (ANALYZE false) DELETE FROM payments",
+		"SELECT set_config('log_statement', 'none', false)",
+		"SET standard_conforming_strings = off",
+		"PREPARE p AS DELETE FROM payments; EXECUTE p",
+		"MERGE INTO payments p USING orders o ON p.id = o.id WHEN MATCHED THEN DELETE",
+		"COPY (SELECT 1) TO PROGRAM 'id'",
+		"SELECT interval '1 day'",
+		"DELET FROM payments",
+		"SELECT 1\x00; DROP TABLE payments",
+		"",
+	} {
+		f.Add(s)
+	}
+	a := NewAnalyzer(64)
+	f.Fuzz(func(t *testing.T, sql string) {
+		an, err := a.Analyze(sql)
+		if an == nil {
+			t.Fatal("nil analysis")
+		}
+		if err != nil {
+			if len(an.Statements) != 1 || !an.Statements[0].ParseError {
+				t.Fatalf("error %v without a flagged statement", err)
+			}
+		}
+		for _, st := range an.Statements {
+			if st.ParseError != (err != nil) {
+				t.Fatalf("parse_error %v but err %v", st.ParseError, err)
+			}
+		}
+		want := analyzeText(sql, false)
+		if !reflect.DeepEqual(an.Statements, want.Statements) {
+			t.Fatalf("cached analysis differs from uncached:\n%+v\n%+v", an.Statements, want.Statements)
+		}
+	})
+}
