@@ -49,16 +49,23 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, fmt.Errorf("identities: %w", err)
 	}
+	inspection, masker, columns, err := core(cfg)
+	if err != nil {
+		return nil, err
+	}
 	tlsCfg, err := listenerTLS(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
 	pg, err := pgproxy.NewServer(pgproxy.Options{
-		Gateway:  cfg,
-		TLS:      tlsCfg,
-		Verifier: verifier,
-		Logger:   logger.With("component", "postgres"),
-		Metrics:  m,
+		Gateway:     cfg,
+		TLS:         tlsCfg,
+		Verifier:    verifier,
+		Inspection:  inspection,
+		Masker:      masker,
+		ColumnRules: columns,
+		Logger:      logger.With("component", "postgres"),
+		Metrics:     m,
 	})
 	if err != nil {
 		return nil, err
@@ -196,5 +203,6 @@ func Check(ctx context.Context, cfg *config.Config) error {
 	if _, err := identity.New(ctx, IdentityConfig(cfg), slog.New(slog.DiscardHandler)); err != nil {
 		return fmt.Errorf("%s: identities: %w", cfg.Path, err)
 	}
-	return nil
+	_, _, _, err := core(cfg)
+	return err
 }

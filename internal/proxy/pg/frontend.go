@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
+	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -211,6 +212,8 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 		server:     s,
 		client:     st.conn,
 		protocol:   st.protocol,
+		sentinels:  newSentinels(),
+		prepared:   sqlpg.NewPreparedSet(),
 	}
 	sess.log = log.With("session", sess.ID)
 	keyLen := 4
@@ -245,6 +248,18 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 		return nil, fatal(codeConnectionFailure, msg, "the target is down or misconfigured; gatehouse's log has the details")
 	}
 	sess.target = tgt
+	sess.txStatus.Store(uint32(tgt.txStatus))
+	if s.opts.Masker != nil {
+		cols, err := s.columns.resolve(ctx, conn, tgt.cfg)
+		if err != nil {
+			s.unregister(sess)
+			tgt.conn.Close()
+			s.opts.Metrics.MaskFailures.Inc()
+			log.Error("cannot resolve column masking rules; refusing the session", "err", redactErr(err, role.Password.Value()))
+			return nil, fatal(codeConnectionFailure, fmt.Sprintf("gatehouse cannot apply the masking rules of connection %q", conn.Name), "gatehouse's log has the details")
+		}
+		sess.columns = cols
+	}
 
 	// The client now sees the target's own startup reply, with Gatehouse's
 	// BackendKeyData in place of the target's so cancels come to us.
@@ -304,4 +319,3 @@ func redactErr(err error, secret string) string {
 	}
 	return s
 }
-

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/mask"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 )
 
@@ -28,11 +29,17 @@ type TokenVerifier interface {
 // Options configure a Server. Gateway, Verifier, Logger and Metrics are
 // required.
 type Options struct {
-	Gateway   *config.Config
-	TLS       *tls.Config // nil only when every client is on loopback and plaintext is allowed
-	Verifier  TokenVerifier
-	Logger    *slog.Logger
-	Metrics   *metrics.Metrics
+	Gateway  *config.Config
+	TLS      *tls.Config // nil only when every client is on loopback and plaintext is allowed
+	Verifier TokenVerifier
+	// Inspection judges statements; nil relays without inspecting.
+	Inspection *Inspection
+	// Masker masks responses; nil relays responses unmasked (relay-only
+	// benchmarks). ColumnRules need a Masker.
+	Masker      *mask.Masker
+	ColumnRules []ColumnRule
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -49,6 +56,8 @@ type Server struct {
 	closing  bool
 
 	wg sync.WaitGroup // every connection goroutine
+
+	columns *columnResolver
 }
 
 // NewServer checks opts and returns a Server ready to Serve.
@@ -70,6 +79,7 @@ func NewServer(opts Options) (*Server, error) {
 		listener: opts.Gateway.Listeners.Postgres,
 		log:      opts.Logger,
 		sessions: map[uint32]*Session{},
+		columns:  newColumnResolver(opts.ColumnRules),
 	}, nil
 }
 

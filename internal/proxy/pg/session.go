@@ -14,6 +14,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/mask"
+	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 )
 
 // Buffer sizes of the relay. Reads are buffered so that one syscall brings
@@ -46,9 +48,19 @@ type Session struct {
 	// inFlight counts Query, Sync and FunctionCall messages sent to the
 	// target whose ReadyForQuery has not come back: a session waiting on
 	// its target is busy, not idle.
-	inFlight atomic.Int32
-	killReason        atomic.Pointer[pgError]
-	closeOnce         sync.Once
+	inFlight   atomic.Int32
+	killReason atomic.Pointer[pgError]
+	closeOnce  sync.Once
+
+	track     tracker
+	sentinels *sentinels
+	// columns are the column masking rules resolved on this target.
+	columns map[colKey]mask.Strategy
+	// prepared maps SQL-level and protocol-level prepared statement names
+	// to their facts; only the client→target direction touches it.
+	prepared *sqlpg.PreparedSet
+	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
+	txStatus atomic.Uint32
 }
 
 // run relays until either side ends, then closes both.
@@ -118,12 +130,15 @@ func (s *Session) terminate(reason *pgError) {
 
 func (s *Session) touch() { s.lastActivity.Store(time.Now().UnixNano()) }
 
-// clientToTarget relays client messages to the target.
+// clientToTarget relays client messages to the target, judging every
+// statement on the way.
 func (s *Session) clientToTarget(ctx context.Context) error {
 	lim := s.server.listener
 	r := newMsgReader(s.client, readBufSize, lim.MaxMessageBytes)
 	w := bufio.NewWriterSize(s.target.conn, writeBufSize)
 	idle := lim.IdleTimeout
+	portals := map[string]portalInfo{}
+	var out []byte // rewritten messages
 	for {
 		if r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
@@ -134,8 +149,8 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 		typ, body, raw, err := r.Next()
 		if err != nil {
 			if isTimeout(err) && s.killReason.Load() == nil {
-				// Idle means neither side spoke: a client waiting on a long
-				// query is not idle.
+				// Idle means neither side spoke and nothing is running: a
+				// client waiting on a long query is not idle.
 				if since := time.Since(time.Unix(0, s.lastActivity.Load())); since < idle || s.inFlight.Load() > 0 {
 					continue
 				}
@@ -151,17 +166,93 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			return err
 		}
 		s.touch()
-		n := len(body) + 5
-		s.bytesIn.Add(int64(n))
-		if typ == 'X' {
+		s.bytesIn.Add(int64(len(body) + 5))
+
+		switch typ {
+		case 'X':
 			// Terminate: pass it on so the target ends cleanly, then stop.
 			_ = writeMsg(w, typ, body, raw)
 			_ = w.Flush()
 			return nil
-		}
-		switch typ {
-		case 'Q', 'S', 'F':
+		case 'Q':
+			sql, _, ok := cstring(body)
+			if !ok {
+				return s.protocolError("malformed Query message")
+			}
 			s.inFlight.Add(1)
+			d, id := s.judge(ctx, string(sql), nil)
+			if d != nil {
+				var q string
+				d.marker, q = s.sentinels.next()
+				out = appendQuery(out[:0], q)
+				s.track.push(item{kind: itemQuery, denial: d, stmtID: id})
+				if _, err := w.Write(out); err != nil {
+					return err
+				}
+				continue
+			}
+			s.track.push(item{kind: itemQuery, stmtID: id})
+		case 'P':
+			name, rest, ok := cstring(body)
+			var sql []byte
+			if ok {
+				sql, _, ok = cstring(rest)
+			}
+			if !ok {
+				return s.protocolError("malformed Parse message")
+			}
+			stmtName := string(name)
+			d, id := s.judge(ctx, string(sql), &stmtName)
+			if d != nil {
+				var q string
+				d.marker, q = s.sentinels.next()
+				out = appendParse(out[:0], string(name), q)
+				s.track.push(item{kind: itemParse, name: string(name), denial: d, stmtID: id})
+				if _, err := w.Write(out); err != nil {
+					return err
+				}
+				continue
+			}
+			s.track.push(item{kind: itemParse, name: string(name), stmtID: id})
+		case 'B':
+			portal, stmt, formats, ok := parseBind(body)
+			if !ok {
+				return s.protocolError("malformed Bind message")
+			}
+			portals[portal] = portalInfo{stmt: stmt, formats: formats}
+			s.track.push(item{kind: itemBind, name: portal})
+		case 'D':
+			if len(body) < 2 {
+				return s.protocolError("malformed Describe message")
+			}
+			name, _, _ := cstring(body[1:])
+			kind := itemDescribeStmt
+			if body[0] == 'P' {
+				kind = itemDescribePortal
+			}
+			s.track.push(item{kind: kind, name: string(name)})
+		case 'E':
+			portal, _, ok := cstring(body)
+			if !ok {
+				return s.protocolError("malformed Execute message")
+			}
+			pi := portals[string(portal)]
+			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats})
+		case 'C':
+			if len(body) < 2 {
+				return s.protocolError("malformed Close message")
+			}
+			name, _, _ := cstring(body[1:])
+			if body[0] == 'P' {
+				delete(portals, string(name))
+			}
+			s.track.push(item{kind: itemClose, name: string(name), stmt: string(body[:1])})
+		case 'S':
+			s.inFlight.Add(1)
+			s.track.push(item{kind: itemSync})
+		case 'F':
+			s.inFlight.Add(1)
+			s.track.push(item{kind: itemFunctionCall})
 		}
 		if err := writeMsg(w, typ, body, raw); err != nil {
 			return err
@@ -169,10 +260,26 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 	}
 }
 
-// targetToClient relays target messages to the client.
+// protocolError ends the session on a malformed client message.
+func (s *Session) protocolError(msg string) error {
+	s.log.Warn("client protocol violation", "err", msg)
+	s.terminate(&pgError{Severity: "FATAL", Code: codeProtocolViolation, Message: msg})
+	return errors.New(msg)
+}
+
+// targetToClient relays target messages to the client, masking every value
+// that leaves.
 func (s *Session) targetToClient() error {
 	r := newMsgReader(s.target.conn, readBufSize, 1<<30)
 	w := bufio.NewWriterSize(s.client, writeBufSize)
+	rm := &rowMasker{m: s.server.opts.Masker}
+	var (
+		stmtDesc   = map[string]*rowDesc{}
+		portalDesc = map[string]*rowDesc{}
+		current    *rowDesc // of the simple Query in progress
+		copyBinary bool
+		errBuf     []byte
+	)
 	for {
 		if r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
@@ -191,13 +298,142 @@ func (s *Session) targetToClient() error {
 		}
 		s.touch()
 		s.bytesOut.Add(int64(len(body) + 5))
-		if typ == 'Z' {
+
+		var mErr error
+		out := body
+		switch typ {
+		case 'D':
+			if rm.m == nil {
+				break
+			}
+			it, _ := s.track.front()
+			if it.kind == itemExecute {
+				desc := portalDesc[it.name]
+				if desc == nil {
+					desc = stmtDesc[it.stmt]
+				}
+				out, mErr = rm.maskDataRow(body, desc, it.formats, true)
+			} else {
+				out, mErr = rm.maskDataRow(body, current, nil, false)
+			}
+		case 'T':
+			rd, err := parseRowDesc(body, s.columns)
+			if err != nil {
+				mErr = err
+				break
+			}
+			it, _ := s.track.front()
+			switch it.kind {
+			case itemDescribeStmt:
+				stmtDesc[it.name] = rd
+				s.track.pop()
+			case itemDescribePortal:
+				portalDesc[it.name] = rd
+				s.track.pop()
+			default:
+				current = rd
+			}
+		case 'n': // NoData answers a Describe
+			if it, ok := s.track.front(); ok && (it.kind == itemDescribeStmt || it.kind == itemDescribePortal) {
+				s.track.pop()
+			}
+		case '1': // ParseComplete: the statement's old description is void
+			if it, ok := s.track.pop(); ok {
+				delete(stmtDesc, it.name)
+			}
+		case '2': // BindComplete: likewise for the portal
+			if it, ok := s.track.pop(); ok {
+				delete(portalDesc, it.name)
+			}
+		case '3': // CloseComplete
+			if it, ok := s.track.pop(); ok {
+				if it.stmt == "S" {
+					delete(stmtDesc, it.name)
+				} else {
+					delete(portalDesc, it.name)
+				}
+			}
+		case 'C', 'I':
+			if it, ok := s.track.front(); ok && it.kind == itemExecute {
+				s.track.pop()
+			}
+		case 's': // PortalSuspended
+			if it, ok := s.track.front(); ok && it.kind == itemExecute {
+				s.track.pop()
+			}
+		case 'E':
+			it, ok := s.track.front()
+			if ok && it.denial != nil && isSentinelError(body, it.denial.marker) {
+				errBuf = it.denial.errorFor().appendTo(errBuf[:0])
+				out = errBuf[5:]
+				s.log.Info("statement denied", "rule", it.denial.rule, "review", it.denial.review)
+			} else if rm.m != nil {
+				out, mErr = rm.maskFields(body)
+			}
+			if ok {
+				switch it.kind {
+				case itemQuery, itemSync, itemFunctionCall:
+					// These end at ReadyForQuery.
+				default:
+					// The target skips the rest of the extended-protocol
+					// batch up to Sync.
+					s.track.pop()
+					s.track.skipToSync(nil)
+				}
+			}
+		case 'Z':
 			s.inFlight.Add(-1)
+			s.track.pop()
+			current = nil
+			if len(body) == 1 {
+				s.txStatus.Store(uint32(body[0]))
+			}
+			if len(body) == 1 && body[0] == 'I' {
+				// Outside a transaction every portal is gone.
+				clear(portalDesc)
+			}
+		case 'N':
+			if rm.m != nil {
+				out, mErr = rm.maskFields(body)
+			}
+		case 'A':
+			if rm.m != nil {
+				out, mErr = rm.maskNotification(body)
+			}
+		case 'H': // CopyOutResponse: overall format first
+			copyBinary = len(body) > 0 && body[0] == 1
+		case 'd':
+			if rm.m != nil {
+				out, mErr = rm.maskCopyData(body, copyBinary)
+			}
 		}
-		if err := writeMsg(w, typ, body, raw); err != nil {
+		if mErr != nil {
+			return s.maskFailure(w, mErr)
+		}
+		if rm.masked > 0 {
+			s.server.opts.Metrics.ValuesMasked.WithLabelValues(s.Connection.Name).Add(float64(rm.masked))
+			rm.masked = 0
+		}
+		if len(out) != len(body) || (len(out) > 0 && &out[0] != &body[0]) {
+			raw = nil // rewritten: frame it anew
+		}
+		if err := writeMsg(w, typ, out, raw); err != nil {
 			return err
 		}
 	}
+}
+
+// maskFailure ends the session when a message could not be masked: the
+// message is not sent, the client gets a clear error (fail closed).
+func (s *Session) maskFailure(w *bufio.Writer, err error) error {
+	s.server.opts.Metrics.MaskFailures.Inc()
+	s.log.Error("response withheld: masking failed; ending session", "err", err)
+	pe := &pgError{Severity: "FATAL", Code: codeInternalError,
+		Message: "gatehouse withheld a response it could not mask",
+		Hint:    "select the column as text, or ask an administrator to add a column rule"}
+	_, _ = w.Write(pe.appendTo(nil))
+	_ = w.Flush()
+	return err
 }
 
 func isTimeout(err error) bool {

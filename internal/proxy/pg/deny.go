@@ -1,0 +1,92 @@
+package pg
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+)
+
+// denial is a policy decision to keep a statement from the target.
+type denial struct {
+	rule    string
+	review  bool // a review rule: held for approval once approvals land; refused until then
+	message string
+	hint    string
+	marker  string // the sentinel's marker, to recognise its error
+}
+
+// sentinels replace denied statements. A denied statement must still make
+// the target do what PostgreSQL does on an error — abort the transaction
+// block, skip to Sync in the extended protocol, answer in pipeline order —
+// so the target is given a statement that fails in parse analysis, before
+// it can touch anything, and whose error names a marker that only this
+// session knows. The target→client direction swaps that error for the
+// denial. (In an aborted transaction the target answers 25P02 before it
+// looks at any statement, exactly as it would have for the original.)
+type sentinels struct {
+	nonce string // random per session, so a client cannot forge a marker
+	seq   atomic.Uint64
+}
+
+func newSentinels() *sentinels {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &sentinels{nonce: hex.EncodeToString(b[:])}
+}
+
+// next returns a fresh marker and the SQL text that fails with it.
+func (s *sentinels) next() (marker, sql string) {
+	marker = "gatehouse-denied-" + s.nonce + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+	return marker, "SELECT '" + marker + "'::pg_catalog.int4"
+}
+
+// isSentinelError reports whether an ErrorResponse body is the failure of
+// the sentinel carrying marker.
+func isSentinelError(body []byte, marker string) bool {
+	return bytes.Contains(body, []byte("C22P02\x00")) && bytes.Contains(body, []byte(marker))
+}
+
+// errorFor is the ErrorResponse the client gets for d.
+func (d *denial) errorFor() *pgError {
+	msg := d.message
+	if msg == "" {
+		if d.review {
+			msg = fmt.Sprintf("statement requires approval under rule %q", d.rule)
+		} else {
+			msg = fmt.Sprintf("statement denied by rule %q", d.rule)
+		}
+	}
+	hint := d.hint
+	if hint == "" {
+		if d.review {
+			hint = "this statement needs a reviewer's approval; approvals are not enabled on this gateway yet, so it was refused"
+		} else {
+			hint = "gatehouse's policy forbids this statement; ask an administrator if you need it"
+		}
+	}
+	return &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege,
+		Message: "gatehouse: " + msg, Detail: "rule: " + d.rule, Hint: hint}
+}
+
+// appendQuery appends a Query message for sql to dst.
+func appendQuery(dst []byte, sql string) []byte {
+	return appendMsg(dst, 'Q', func(b []byte) []byte {
+		b = append(b, sql...)
+		return append(b, 0)
+	})
+}
+
+// appendParse appends a Parse message naming stmt with sql and no
+// parameter types.
+func appendParse(dst []byte, stmt, sql string) []byte {
+	return appendMsg(dst, 'P', func(b []byte) []byte {
+		b = append(b, stmt...)
+		b = append(b, 0)
+		b = append(b, sql...)
+		b = append(b, 0)
+		return append(b, 0, 0)
+	})
+}
