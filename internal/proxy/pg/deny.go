@@ -49,26 +49,24 @@ func isSentinelError(body []byte, marker string) bool {
 	return bytes.Contains(body, []byte("C22P02\x00")) && bytes.Contains(body, []byte(marker))
 }
 
-// errorFor is the ErrorResponse the client gets for d.
+// errorFor is the ErrorResponse the client gets for d. The rule's name is
+// in the message itself, since many clients show only the message.
 func (d *denial) errorFor() *pgError {
-	msg := d.message
-	if msg == "" {
-		if d.review {
-			msg = fmt.Sprintf("statement requires approval under rule %q", d.rule)
-		} else {
-			msg = fmt.Sprintf("statement denied by rule %q", d.rule)
-		}
+	what := "statement denied by rule"
+	detail := ""
+	if d.review {
+		what = "statement requires approval under rule"
+		detail = "review rules hold a statement for a reviewer's approval; approvals are not enabled on this gateway yet, so it was refused"
+	}
+	msg := fmt.Sprintf("gatehouse: %s %q", what, d.rule)
+	if d.message != "" {
+		msg += ": " + d.message
 	}
 	hint := d.hint
 	if hint == "" {
-		if d.review {
-			hint = "this statement needs a reviewer's approval; approvals are not enabled on this gateway yet, so it was refused"
-		} else {
-			hint = "gatehouse's policy forbids this statement; ask an administrator if you need it"
-		}
+		hint = "gatehouse's policy forbids this statement; ask an administrator if you need it"
 	}
-	return &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege,
-		Message: "gatehouse: " + msg, Detail: "rule: " + d.rule, Hint: hint}
+	return &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: msg, Detail: detail, Hint: hint}
 }
 
 // appendQuery appends a Query message for sql to dst.
