@@ -82,12 +82,21 @@ func withEnv(k, v string) harnessOpt {
 	}
 }
 
+// baseEnv is the reference deployment's environment; pg may be nil for
+// commands that never reach the target.
 func baseEnv(t *testing.T, pg *pgtest.Cluster, issuer string) map[string]string {
+	addr := "127.0.0.1:1"
+	if pg != nil {
+		addr = pg.Addr()
+	}
+	if issuer == "" {
+		issuer = "https://issuer.invalid"
+	}
 	return map[string]string{
 		"GATEHOUSE_DATA":       t.TempDir(),
 		"GATEHOUSE_PG_LISTEN":  "127.0.0.1:0",
 		"GATEHOUSE_API_LISTEN": "127.0.0.1:0",
-		"SHOP_PG_ADDR":         pg.Addr(),
+		"SHOP_PG_ADDR":         addr,
 		"SHOP_READER_PASSWORD": readerPassword,
 		"SHOP_WRITER_PASSWORD": writerPassword,
 		"AGENT_TOKEN":          agentToken,

@@ -36,6 +36,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the gateway", runServe},
 		"check":   {"validate a config file", runCheck},
+		"policy":  {"dry-run SQL against a config's policy: policy test …", runPolicy},
 		"version": {"print version and build info", runVersion},
 	}
 }

@@ -27,38 +27,24 @@ func (s *Session) judge(ctx context.Context, sql string, stmtName *string) (d *d
 		return nil, 0
 	}
 	pol := in.Policies[s.Connection.Name]
-	an, _ := in.Analyzer.Analyze(sql) // a syntax error comes back as a ParseError statement
-	worst := policy.Decision{Action: policy.Allow}
-	resolved := make([]*sqlpg.Statement, 0, len(an.Statements))
-	for _, st := range an.Statements {
-		st = in.Analyzer.Resolve(st, s.prepared)
-		resolved = append(resolved, st)
-		dec := pol.Evaluate(policy.Input{
-			Principal:  s.Principal,
-			Connection: s.Connection.Name,
-			Role:       s.Role.Name,
-			Session:    policy.SessionInfo{ID: s.ID, ClientAddr: s.ClientAddr, InTransaction: s.txStatus.Load() != 'I'},
-			Statement:  st,
-		})
-		if dec.Action > worst.Action {
-			worst = dec
-		}
+	base := policy.Input{
+		Principal:  s.Principal,
+		Connection: s.Connection.Name,
+		Role:       s.Role.Name,
+		Session:    policy.SessionInfo{ID: s.ID, ClientAddr: s.ClientAddr, InTransaction: s.txStatus.Load() != 'I'},
 	}
+	j := pol.Judge(in.Analyzer, sql, s.prepared, base)
+	worst := j.Decision
 	s.server.opts.Metrics.Statements.WithLabelValues(s.Connection.Name, worst.Action.String()).Inc()
 	if worst.Action != policy.Allow {
 		s.log.Info("statement refused", "rule", worst.Rule, "decision", worst.Action.String())
 		return &denial{rule: worst.Rule, review: worst.Action == policy.Review, message: worst.Message, hint: worst.Hint}, 0
 	}
-	// Remember what prepared names stand for, so EXECUTE name is judged as
-	// the statement it runs. A protocol-level Parse shares the namespace.
-	if stmtName != nil {
-		if *stmtName != "" && len(resolved) == 1 {
-			s.prepared.Prepare(*stmtName, resolved[0])
-		}
-	} else {
-		for _, st := range resolved {
-			s.prepared.Apply(st)
-		}
+	// A protocol-level Parse shares the prepared-name namespace with SQL
+	// PREPARE: remember what the name stands for, so a later SQL EXECUTE of
+	// it is judged as the statement it runs.
+	if stmtName != nil && *stmtName != "" && len(j.Statements) == 1 {
+		s.prepared.Prepare(*stmtName, j.Statements[0].Statement)
 	}
 	return nil, 0
 }
