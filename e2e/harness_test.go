@@ -52,14 +52,46 @@ func shopDB(t *testing.T, pg *pgtest.Cluster) string {
 
 // harness is one gateway in front of one shop database.
 type harness struct {
-	t      *testing.T
-	pg     *pgtest.Cluster
-	db     string
-	cfg    *config.Config
-	gw     *gateway.Gateway
-	oidc   *identitytest.Issuer
-	logs   *syncBuffer
-	pgAddr string
+	t       *testing.T
+	pg      *pgtest.Cluster
+	db      string
+	cfg     *config.Config
+	gw      *gateway.Gateway
+	oidc    *identitytest.Issuer
+	logs    *syncBuffer
+	pgAddr  string
+	stopped sync.Once
+	cancel  context.CancelFunc
+}
+
+// stop shuts the gateway down (draining, final audit checkpoint); the test
+// cleanup calls it too.
+func (h *harness) stop() {
+	h.stopped.Do(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = h.gw.Shutdown(sctx)
+		h.cancel()
+	})
+}
+
+func sharedPG(t *testing.T) *pgtest.Cluster { return pgtest.Shared(t) }
+
+// testutilCounter sums a counter family of the gateway's metrics.
+func testutilCounter(t *testing.T, h *harness, name string) float64 {
+	mfs, err := h.gw.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 type harnessOpt func(env map[string]string, cfg *config.Config)
@@ -141,12 +173,10 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	h.gw = gw
+	h.cancel = cancel
 	h.pgAddr = gw.PGAddr().String()
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = gw.Shutdown(sctx)
-		cancel()
+		h.stop()
 		h.assertNoSecretsLogged()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", h.logs.String())

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -251,5 +250,4 @@ func TestMaskingInErrorsNoticesNotificationsAndCopy(t *testing.T) {
 			t.Errorf("copy payments: %v %s", err, stderr)
 		}
 	})
-	fmt.Sprint()
 }

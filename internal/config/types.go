@@ -15,6 +15,8 @@ type Config struct {
 	Masking     Masking      `yaml:"masking"`
 	API         API          `yaml:"api"`
 	Shutdown    Shutdown     `yaml:"shutdown"`
+	Store       Store        `yaml:"store"`
+	Audit       Audit        `yaml:"audit"`
 
 	// Path is the file the config was loaded from.
 	Path string `yaml:"-"`
@@ -188,6 +190,32 @@ type API struct {
 	AuditorGroups []string `yaml:"auditor_groups"`
 	// ApproverGroups may list and decide approvals (rules name reviewers too).
 	ApproverGroups []string `yaml:"approver_groups"`
+}
+
+// Store is where the audit log, checkpoints and recordings live.
+type Store struct {
+	// Driver is sqlite (default: data_dir/gatehouse.db) or postgres (for
+	// several gateway replicas sharing state).
+	Driver string `yaml:"driver"`
+	// Path is the SQLite file (default data_dir/gatehouse.db).
+	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string, a secret reference since it
+	// may hold a password.
+	DSN Secret `yaml:"dsn"`
+}
+
+// Audit configures the tamper-evident audit log.
+type Audit struct {
+	// CheckpointInterval is how often a signed checkpoint is made when the
+	// log grew (default 5s); one is also made on shutdown.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// SigningKeyFile holds the Ed25519 note signing key (default
+	// data_dir/audit.key, generated on first start with audit.key.pub).
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// CheckpointFile and CheckpointWebhook publish every checkpoint outside
+	// the gateway's reach.
+	CheckpointFile    string `yaml:"checkpoint_file"`
+	CheckpointWebhook string `yaml:"checkpoint_webhook"`
 }
 
 // Shutdown bounds a graceful stop.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -95,6 +96,18 @@ func (l *loader) provision(c *Config) {
 		for j := range cn.Roles {
 			l.secret(&cn.Roles[j].Password, fmt.Sprintf("connections[%d].roles[%d].password", i, j))
 		}
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Store.DSN.ref != "" {
+		l.secret(&c.Store.DSN, "store.dsn")
+	}
+	if c.Store.Driver == "sqlite" && c.Store.Path == "" && c.DataDir != "" {
+		c.Store.Path = filepath.Join(c.DataDir, "gatehouse.db")
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = 5 * time.Second
 	}
 	if c.Masking.HashKey.ref != "" {
 		l.secret(&c.Masking.HashKey, "masking.hash_key")
@@ -267,6 +280,18 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 
+	switch c.Store.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Store.DSN.Value() == "" {
+			l.errorf("store.dsn", "a PostgreSQL connection string, e.g. env:GATEHOUSE_STORE_DSN", "is required with driver postgres")
+		}
+	default:
+		l.errorf("store.driver", "sqlite or postgres", "unknown driver %q", c.Store.Driver)
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		l.errorf("audit.checkpoint_interval", "at least 1s", "too short: %s", c.Audit.CheckpointInterval)
+	}
 	switch c.Masking.PANStyle {
 	case "first6-last4", "last4":
 	default:

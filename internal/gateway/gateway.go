@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/api"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	pgproxy "github.com/gatehouse/gatehouse/internal/proxy/pg"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Gateway is one running Gatehouse.
@@ -34,9 +36,14 @@ type Gateway struct {
 	api      *http.Server
 	apiLn    net.Listener
 	pgAddr   net.Addr
+	store    store.Store
+	audit    *audit.Log
 	ready    atomic.Bool
 	wg       sync.WaitGroup
 	serveErr chan error
+	// stop cancels the context sessions run under; Shutdown calls it only
+	// after the drain, so a signal does not cut running statements short.
+	stop context.CancelFunc
 }
 
 // New builds a gateway from cfg without binding any port.
@@ -57,6 +64,15 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, err
 	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	auditLog, err := openAudit(ctx, cfg, st, logger.With("component", "audit"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	pg, err := pgproxy.NewServer(pgproxy.Options{
 		Gateway:     cfg,
 		TLS:         tlsCfg,
@@ -64,13 +80,16 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		Inspection:  inspection,
 		Masker:      masker,
 		ColumnRules: columns,
+		Audit:       auditLog,
 		Logger:      logger.With("component", "postgres"),
 		Metrics:     m,
 	})
 	if err != nil {
+		_ = auditLog.Shutdown(ctx)
+		st.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: logger, metrics: m, pg: pg, serveErr: make(chan error, 2)}
+	g := &Gateway{cfg: cfg, log: logger, metrics: m, pg: pg, store: st, audit: auditLog, serveErr: make(chan error, 2)}
 	return g, nil
 }
 
@@ -119,8 +138,10 @@ func listenerTLS(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// Start binds the listeners and starts serving in the background.
+// Start binds the listeners and starts serving in the background. Sessions
+// run until Shutdown, whatever happens to ctx afterwards.
 func (g *Gateway) Start(ctx context.Context) error {
+	ctx, g.stop = context.WithCancel(context.WithoutCancel(ctx))
 	addr, err := g.pg.Listen()
 	if err != nil {
 		return err
@@ -152,6 +173,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.serveErr <- fmt.Errorf("postgres: %w", err)
 		}
 	}()
+	// The gateway's own life is audited: start, and the config it runs.
+	for _, ev := range []audit.Event{
+		{Kind: audit.KindGatewayStart, Extra: map[string]any{"postgres": addr.String()}},
+		{Kind: audit.KindConfigLoad, Extra: map[string]any{"path": g.cfg.Path, "sha256": g.cfg.Hash}},
+	} {
+		if _, err := g.audit.Append(ctx, ev); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
 	g.ready.Store(true)
 	attrs := []any{"postgres", addr.String(), "config", g.cfg.Path, "config_sha256", g.cfg.Hash}
 	if g.apiLn != nil {
@@ -192,6 +222,21 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	g.wg.Wait()
+	if g.stop != nil {
+		g.stop()
+	}
+	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, aerr := g.audit.Append(actx, audit.Event{Kind: audit.KindGatewayStop}); aerr != nil {
+		g.log.Error("audit: gateway stop not recorded", "err", aerr)
+	}
+	// Shutdown signs a final checkpoint over everything recorded.
+	if aerr := g.audit.Shutdown(actx); aerr != nil {
+		g.log.Error("audit: shutdown", "err", aerr)
+	}
+	if cerr := g.store.Close(); cerr != nil {
+		g.log.Error("store: close", "err", cerr)
+	}
 	g.log.Info("gatehouse stopped")
 	return err
 }

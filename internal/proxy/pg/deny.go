@@ -16,6 +16,7 @@ type denial struct {
 	message string
 	hint    string
 	marker  string // the sentinel's marker, to recognise its error
+	code    string // SQLSTATE; 42501 when empty
 }
 
 // sentinels replace denied statements. A denied statement must still make
@@ -53,6 +54,9 @@ func isSentinelError(body []byte, marker string) bool {
 // in the message itself, since many clients show only the message.
 func (d *denial) errorFor() *pgError {
 	what := "statement denied by rule"
+	if d.code == codeIOError {
+		what = "statement refused under"
+	}
 	detail := ""
 	if d.review {
 		what = "statement requires approval under rule"
@@ -66,7 +70,11 @@ func (d *denial) errorFor() *pgError {
 	if hint == "" {
 		hint = "gatehouse's policy forbids this statement; ask an administrator if you need it"
 	}
-	return &pgError{Severity: "ERROR", Code: codeInsufficientPrivilege, Message: msg, Detail: detail, Hint: hint}
+	code := d.code
+	if code == "" {
+		code = codeInsufficientPrivilege
+	}
+	return &pgError{Severity: "ERROR", Code: code, Message: msg, Detail: detail, Hint: hint}
 }
 
 // appendQuery appends a Query message for sql to dst.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -183,6 +184,7 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 		// The log gets the reason; the client gets no detail that helps
 		// guess (DESIGN.md: 28P01 without detail).
 		log.Warn("authentication failed", "reason", reason, "err", err)
+		s.auditAuth(ctx, st, nil, dbname, user, "failure", reason)
 		return nil, authFailed
 	}
 	log = log.With("principal", principal.Name, "issuer", principal.Issuer)
@@ -191,12 +193,14 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 	if conn == nil {
 		s.opts.Metrics.AuthFailures.WithLabelValues("unknown_connection").Inc()
 		log.Warn("unknown connection")
+		s.auditAuth(ctx, st, principal, dbname, user, "failure", "unknown_connection")
 		return nil, fatal(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", dbname), "dbname is a gatehouse connection name")
 	}
 	role := conn.Role(user)
 	if role == nil || !role.Admits(principal.Name, principal.Groups) {
 		s.opts.Metrics.AuthFailures.WithLabelValues("not_authorized").Inc()
 		log.Warn("principal may not use connection/role")
+		s.auditAuth(ctx, st, principal, dbname, user, "failure", "not_authorized")
 		// Same answer for an unknown role and a forbidden one: the client
 		// learns nothing about which roles exist.
 		return nil, fatal(codeInvalidAuthorization, fmt.Sprintf("%s may not use role %q on connection %q", principal.Name, user, dbname), "ask an administrator for access to this role")
@@ -216,6 +220,10 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 		prepared:   sqlpg.NewPreparedSet(),
 	}
 	sess.log = log.With("session", sess.ID)
+	sess.tls = st.tls
+	if _, ok := s.auditAuth(ctx, st, principal, dbname, user, "success", ""); !ok {
+		return nil, fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later")
+	}
 	keyLen := 4
 	if st.protocol == pgproto3.ProtocolVersion32 {
 		keyLen = 32
@@ -318,4 +326,18 @@ func redactErr(err error, secret string) string {
 		s = strings.ReplaceAll(s, secret, "[REDACTED]")
 	}
 	return s
+}
+
+// auditAuth records an authentication outcome. Failures are recorded best
+// effort (the client is refused either way); a success that cannot be
+// recorded refuses the session.
+func (s *Server) auditAuth(ctx context.Context, st *startup, p *identity.Principal, conn, role, result, reason string) (int64, bool) {
+	kind := audit.KindAuthSuccess
+	if result != "success" {
+		kind = audit.KindAuthFailure
+	}
+	return s.appendAudit(ctx, audit.Event{
+		Kind: kind, Principal: auditPrincipal(p), Source: st.clientAddr,
+		Connection: conn, Role: role, Protocol: "postgres", Reason: reason,
+	})
 }

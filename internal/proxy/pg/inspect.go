@@ -36,9 +36,15 @@ func (s *Session) judge(ctx context.Context, sql string, stmtName *string) (d *d
 	j := pol.Judge(in.Analyzer, sql, s.prepared, base)
 	worst := j.Decision
 	s.server.opts.Metrics.Statements.WithLabelValues(s.Connection.Name, worst.Action.String()).Inc()
+	// Audit before forward: the decision is durable before the statement
+	// (or its refusal) goes anywhere.
+	stmtID, auditDenial := s.auditStatement(ctx, sql, j)
 	if worst.Action != policy.Allow {
 		s.log.Info("statement refused", "rule", worst.Rule, "decision", worst.Action.String())
-		return &denial{rule: worst.Rule, review: worst.Action == policy.Review, message: worst.Message, hint: worst.Hint}, 0
+		return &denial{rule: worst.Rule, review: worst.Action == policy.Review, message: worst.Message, hint: worst.Hint}, stmtID
+	}
+	if auditDenial != nil {
+		return auditDenial, 0
 	}
 	// A protocol-level Parse shares the prepared-name namespace with SQL
 	// PREPARE: remember what the name stands for, so a later SQL EXECUTE of
@@ -46,5 +52,5 @@ func (s *Session) judge(ctx context.Context, sql string, stmtName *string) (d *d
 	if stmtName != nil && *stmtName != "" && len(j.Statements) == 1 {
 		s.prepared.Prepare(*stmtName, j.Statements[0].Statement)
 	}
-	return nil, 0
+	return nil, stmtID
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/mask"
@@ -36,7 +37,10 @@ type Options struct {
 	Inspection *Inspection
 	// Masker masks responses; nil relays responses unmasked (relay-only
 	// benchmarks). ColumnRules need a Masker.
-	Masker      *mask.Masker
+	Masker *mask.Masker
+	// Audit receives every session and statement event; a statement runs
+	// only after its event is durable. nil disables auditing.
+	Audit       *audit.Log
 	ColumnRules []ColumnRule
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/mask"
@@ -61,6 +62,9 @@ type Session struct {
 	prepared *sqlpg.PreparedSet
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
+	// outcomes feeds the audit writer; nil when auditing is off.
+	outcomes chan outcome
+	tls      bool
 }
 
 // run relays until either side ends, then closes both.
@@ -71,6 +75,20 @@ func (s *Session) run(ctx context.Context) {
 	m.SessionsTotal.WithLabelValues(s.Connection.Name).Inc()
 	s.log.Info("session started", "principal_groups", s.Principal.Groups, "target_user", s.Role.User)
 	s.touch()
+	var outcomesDone chan struct{}
+	if srv.opts.Audit != nil {
+		ev := s.event(audit.KindSessionStart)
+		ev.Extra = map[string]any{"target_user": s.Role.User, "tls": s.tls}
+		if _, ok := srv.appendAudit(ctx, ev); !ok {
+			s.terminate(fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later"))
+		}
+		s.outcomes = make(chan outcome, outcomeQueue)
+		outcomesDone = make(chan struct{})
+		go func() {
+			defer close(outcomesDone)
+			s.writeOutcomes(context.WithoutCancel(ctx))
+		}()
+	}
 
 	var wg sync.WaitGroup
 	var clientErr, targetErr error
@@ -86,6 +104,10 @@ func (s *Session) run(ctx context.Context) {
 		s.closeBoth()
 	}()
 	wg.Wait()
+	if s.outcomes != nil {
+		close(s.outcomes)
+		<-outcomesDone
+	}
 
 	srv.unregister(s)
 	m.SessionsActive.WithLabelValues(s.Connection.Name).Dec()
@@ -108,6 +130,14 @@ func (s *Session) run(ctx context.Context) {
 		m.TargetErrors.WithLabelValues(s.Connection.Name, "relay").Inc()
 	}
 	s.log.Info("session ended", attrs...)
+	if srv.opts.Audit != nil {
+		ev := s.event(audit.KindSessionEnd)
+		ev.Extra = map[string]any{"bytes_client_to_target": in, "bytes_target_to_client": out, "duration_ms": srv.opts.Now().Sub(s.Start).Milliseconds()}
+		if r := s.killReason.Load(); r != nil {
+			ev.Reason = r.Message
+		}
+		srv.appendAudit(context.WithoutCancel(ctx), ev)
+	}
 }
 
 // closeBoth ends the session: the first direction to finish closes both
@@ -138,7 +168,8 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 	w := bufio.NewWriterSize(s.target.conn, writeBufSize)
 	idle := lim.IdleTimeout
 	portals := map[string]portalInfo{}
-	var out []byte // rewritten messages
+	stmtIDs := map[string]uint64{} // prepared statement name → audited statement
+	var out []byte                 // rewritten messages
 	for {
 		if r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
@@ -208,18 +239,20 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				d.marker, q = s.sentinels.next()
 				out = appendParse(out[:0], string(name), q)
 				s.track.push(item{kind: itemParse, name: string(name), denial: d, stmtID: id})
+				delete(stmtIDs, string(name))
 				if _, err := w.Write(out); err != nil {
 					return err
 				}
 				continue
 			}
-			s.track.push(item{kind: itemParse, name: string(name), stmtID: id})
+			s.track.push(item{kind: itemParse, name: string(name)})
+			stmtIDs[string(name)] = id
 		case 'B':
 			portal, stmt, formats, ok := parseBind(body)
 			if !ok {
 				return s.protocolError("malformed Bind message")
 			}
-			portals[portal] = portalInfo{stmt: stmt, formats: formats}
+			portals[portal] = portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
 			s.track.push(item{kind: itemBind, name: portal})
 		case 'D':
 			if len(body) < 2 {
@@ -237,7 +270,7 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Execute message")
 			}
 			pi := portals[string(portal)]
-			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats})
+			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID})
 		case 'C':
 			if len(body) < 2 {
 				return s.protocolError("malformed Close message")
@@ -245,6 +278,8 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			name, _, _ := cstring(body[1:])
 			if body[0] == 'P' {
 				delete(portals, string(name))
+			} else {
+				delete(stmtIDs, string(name))
 			}
 			s.track.push(item{kind: itemClose, name: string(name), stmt: string(body[:1])})
 		case 'S':
@@ -279,6 +314,8 @@ func (s *Session) targetToClient() error {
 		current    *rowDesc // of the simple Query in progress
 		copyBinary bool
 		errBuf     []byte
+		// The last result of the simple Query in progress, for its outcome.
+		queryTag, queryCode, queryMsg string
 	)
 	for {
 		if r.Buffered() == 0 {
@@ -354,8 +391,12 @@ func (s *Session) targetToClient() error {
 				}
 			}
 		case 'C', 'I':
+			tag, _, _ := cstring(body)
 			if it, ok := s.track.front(); ok && it.kind == itemExecute {
 				s.track.pop()
+				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag), at: time.Now().UTC()})
+			} else if ok && it.kind == itemQuery && it.stmtID != 0 {
+				queryTag = string(tag)
 			}
 		case 's': // PortalSuspended
 			if it, ok := s.track.front(); ok && it.kind == itemExecute {
@@ -366,9 +407,16 @@ func (s *Session) targetToClient() error {
 			if ok && it.denial != nil && isSentinelError(body, it.denial.marker) {
 				errBuf = it.denial.errorFor().appendTo(errBuf[:0])
 				out = errBuf[5:]
-				s.log.Info("statement denied", "rule", it.denial.rule, "review", it.denial.review)
 			} else if rm.m != nil {
 				out, mErr = rm.maskFields(body)
+			}
+			if ok && it.stmtID != 0 && mErr == nil {
+				code, msg := errorFields(out)
+				if it.kind == itemQuery {
+					queryCode, queryMsg = code, msg
+				} else if it.kind != itemSync && it.kind != itemFunctionCall {
+					s.recordOutcome(outcome{stmtID: it.stmtID, code: code, msg: msg, at: time.Now().UTC()})
+				}
 			}
 			if ok {
 				switch it.kind {
@@ -383,7 +431,10 @@ func (s *Session) targetToClient() error {
 			}
 		case 'Z':
 			s.inFlight.Add(-1)
-			s.track.pop()
+			if it, ok := s.track.pop(); ok && it.kind == itemQuery && it.stmtID != 0 {
+				s.recordOutcome(outcome{stmtID: it.stmtID, tag: queryTag, code: queryCode, msg: queryMsg, at: time.Now().UTC()})
+			}
+			queryTag, queryCode, queryMsg = "", "", ""
 			current = nil
 			if len(body) == 1 {
 				s.txStatus.Store(uint32(body[0]))

@@ -108,6 +108,7 @@ type clientState struct {
 type portalInfo struct {
 	stmt    string
 	formats []int16
+	stmtID  uint64 // the audited statement the portal runs
 }
 
 // parseBind reads the portal, statement and result format codes of a Bind.

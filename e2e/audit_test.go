@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// events reads the whole audit log of the harness's store.
+func events(t *testing.T, st store.Store) []audit.IndexedEvent {
+	t.Helper()
+	evs, err := audit.Query(context.Background(), st, store.Query{Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestAuditTrailOfASession(t *testing.T) {
+	h := newHarness(t)
+	if _, stderr, err := h.psql("writer", agentToken, "-c", "insert into orders (id, note) values (42, 'card 4111111111111111')"); err != nil {
+		t.Fatal(err, stderr)
+	}
+	_, _, _ = h.psql("writer", agentToken, "-c", "drop table payments")
+	_, _, _ = h.psql("writer", "wrong-token", "-c", "select 1")
+	h.stop() // flushes and checkpoints
+
+	st, err := store.OpenSQLite(h.cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kinds := map[audit.Kind]int{}
+	var insert, insertOutcome, drop *audit.Event
+	for i := range events(t, st) {
+		ev := &events(t, st)[i].Event
+		kinds[ev.Kind]++
+		switch {
+		case ev.Kind == audit.KindStatement && strings.HasPrefix(ev.Statement, "insert"):
+			insert = ev
+		case ev.Kind == audit.KindStatement && strings.HasPrefix(ev.Statement, "drop"):
+			drop = ev
+		case ev.Kind == audit.KindStatementOutcome && ev.Outcome != nil && ev.Outcome.CommandTag == "INSERT 0 1":
+			insertOutcome = ev
+		}
+	}
+	for _, k := range []audit.Kind{audit.KindGatewayStart, audit.KindConfigLoad, audit.KindAuthSuccess, audit.KindAuthFailure,
+		audit.KindSessionStart, audit.KindSessionEnd, audit.KindStatement, audit.KindStatementOutcome, audit.KindGatewayStop} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s event (kinds: %v)", k, kinds)
+		}
+	}
+	if insert == nil || drop == nil || insertOutcome == nil {
+		t.Fatalf("missing statement events: insert=%v drop=%v outcome=%v", insert, drop, insertOutcome)
+	}
+	// PCI DSS 10.2.2: who, what, when, where from, on what, decided how.
+	if insert.Principal == nil || insert.Principal.Name != "ci-agent" || insert.Source == "" || insert.Connection != "shop" ||
+		insert.Role != "writer" || insert.Time.IsZero() || insert.Decision != "allow" || len(insert.Facts) == 0 {
+		t.Errorf("statement event lacks fields: %+v", insert)
+	}
+	if strings.Contains(insert.Statement, "4111111111111111") || !strings.Contains(insert.Statement, "411111******1111") {
+		t.Errorf("literal card number not masked in the audit log: %q", insert.Statement)
+	}
+	if drop.Decision != "deny" || drop.Rule != "no-drop" {
+		t.Errorf("drop event: decision %q rule %q", drop.Decision, drop.Rule)
+	}
+	rep, err := audit.Verify(context.Background(), st, h.verifiers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 0 || rep.Checkpoints == 0 {
+		t.Errorf("verify: %d checkpoints, findings %v", rep.Checkpoints, rep.Findings)
+	}
+}
+
+// TestAuditFailureRefusesStatements: when the audit store cannot write, no
+// statement reaches the target; when it recovers, the failure window is
+// itself recorded (PCI DSS 10.7).
+func TestAuditFailureRefusesStatements(t *testing.T) {
+	pgc := sharedPG(t)
+	storeDB := pgc.NewDatabase(t)
+	h := newHarness(t, withCfg(func(c *config.Config) {
+		c.Store.Driver = "postgres"
+		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
+	}))
+	ctx := context.Background()
+	c := h.mustConnect("writer", agentToken)
+	if _, err := c.Exec(ctx, "insert into orders (id, note) values (1001, 'before')"); err != nil {
+		t.Fatal(err)
+	}
+	// Break the store from outside, as a full disk or a lost database would.
+	pgc.ExecIn(t, storeDB, `CREATE FUNCTION gh_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;
+		CREATE TRIGGER gh_fail BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION gh_fail()`)
+	_, err := c.Exec(ctx, "insert into orders (id, note) values (1002, 'during')")
+	if pgCode(err) != "58030" || !strings.Contains(err.Error(), "audit") {
+		t.Fatalf("statement during the audit outage: %v", err)
+	}
+	if got := h.scalar("select count(*)::text from orders where id = 1002"); got != "0" {
+		t.Fatal("a statement whose audit record failed reached the target")
+	}
+	pgc.ExecIn(t, storeDB, `DROP TRIGGER gh_fail ON audit_events`)
+	if _, err := c.Exec(ctx, "insert into orders (id, note) values (1003, 'after')"); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	h.stop()
+	st, err := store.OpenPostgres(ctx, pgc.DSN(storeDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	windows := 0
+	for _, ev := range events(t, st) {
+		if ev.Event.Kind == audit.KindStoreFailureWindow {
+			windows++
+		}
+	}
+	if windows == 0 {
+		t.Error("no store.failure_window event after the outage")
+	}
+	if m := testutilCounter(t, h, "gatehouse_audit_write_failures_total"); m == 0 {
+		t.Error("audit failure not counted")
+	}
+}
+
+// verifiers reads the gateway's checkpoint verifier key from its data dir.
+func (h *harness) verifiers(t *testing.T) note.Verifiers {
+	b, err := os.ReadFile(gateway.SigningKeyPath(h.cfg) + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return note.VerifierList(v)
+}

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// OpenStore opens the store the config names.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Driver {
+	case "postgres":
+		st, err := store.OpenPostgres(ctx, cfg.Store.DSN.Value())
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	default:
+		st, err := store.OpenSQLite(cfg.Store.Path)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	}
+}
+
+// SigningKeyPath is the audit checkpoint signing key's file.
+func SigningKeyPath(cfg *config.Config) string {
+	if cfg.Audit.SigningKeyFile != "" {
+		return cfg.Audit.SigningKeyFile
+	}
+	return filepath.Join(cfg.DataDir, "audit.key")
+}
+
+// openAudit opens the audit log on st with the config's signing key and
+// checkpoint sinks.
+func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*audit.Log, error) {
+	signer, vkey, err := audit.LoadOrCreateSigner(SigningKeyPath(cfg), "")
+	if err != nil {
+		return nil, err
+	}
+	opts := []audit.Option{audit.WithCheckpointInterval(cfg.Audit.CheckpointInterval)}
+	var sinks []audit.CheckpointSink
+	if cfg.Audit.CheckpointFile != "" {
+		sinks = append(sinks, &audit.FileSink{Path: cfg.Audit.CheckpointFile})
+	}
+	if cfg.Audit.CheckpointWebhook != "" {
+		sinks = append(sinks, &audit.WebhookSink{URL: cfg.Audit.CheckpointWebhook})
+	}
+	if len(sinks) > 0 {
+		opts = append(opts, audit.WithSinks(sinks...))
+	}
+	l, err := audit.Open(ctx, st, signer, func() time.Time { return time.Now().UTC() }, log, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	log.Info("audit log open", "store", cfg.Store.Driver, "verifier_key", vkey)
+	return l, nil
+}

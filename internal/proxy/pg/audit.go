@@ -1,0 +1,171 @@
+package pg
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/policy"
+)
+
+// ruleAuditUnavailable names the refusal of a statement whose audit record
+// could not be written (fail closed: audit before forward).
+const ruleAuditUnavailable = "audit-unavailable"
+
+// codeIOError is the SQLSTATE of that refusal: the gateway's own storage
+// failed, not the statement.
+const codeIOError = "58030"
+
+// outcomeQueue is how many statement outcomes a session buffers for its
+// writer before the relay waits (backpressure instead of unbounded memory).
+const outcomeQueue = 256
+
+func auditPrincipal(p *identity.Principal) *audit.Principal {
+	if p == nil {
+		return nil
+	}
+	return &audit.Principal{Issuer: p.Issuer, Subject: p.Subject, Name: p.Name, Groups: p.Groups}
+}
+
+// event is an audit event with the session's attributes filled in.
+func (s *Session) event(kind audit.Kind) audit.Event {
+	return audit.Event{
+		Kind:       kind,
+		SessionID:  s.ID,
+		Principal:  auditPrincipal(s.Principal),
+		Source:     s.ClientAddr,
+		Connection: s.Connection.Name,
+		Role:       s.Role.Name,
+		Database:   s.Connection.Database,
+		Protocol:   "postgres",
+	}
+}
+
+// appendAudit writes ev durably; it reports false (and counts and logs the
+// failure) when the audit log cannot take it.
+func (s *Server) appendAudit(ctx context.Context, ev audit.Event) (int64, bool) {
+	if s.opts.Audit == nil {
+		return 0, true
+	}
+	idx, err := s.opts.Audit.Append(ctx, ev)
+	if err != nil {
+		s.opts.Metrics.AuditFailures.Inc()
+		s.log.Error("audit append failed", "kind", string(ev.Kind), "session", ev.SessionID, "err", err)
+		return 0, false
+	}
+	return idx, true
+}
+
+// auditStatement records a judged statement before it may be forwarded.
+// It returns the event's index, or a denial when the record could not be
+// written.
+func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judgement) (uint64, *denial) {
+	if s.server.opts.Audit == nil {
+		return 0, nil
+	}
+	ev := s.event(audit.KindStatement)
+	ev.Statement = s.maskText(sql)
+	ev.Decision = j.Decision.Action.String()
+	ev.Rule = j.Decision.Rule
+	facts := make([]any, len(j.Statements))
+	seen := map[string]bool{}
+	for i, sd := range j.Statements {
+		facts[i] = sd.Statement
+		st := sd.Statement
+		for _, list := range [][]string{st.Reads, st.Inserts, st.Updates, st.Deletes, st.Truncates, st.Drops, st.Alters, st.Renames, st.Creates} {
+			for _, t := range list {
+				if !seen[t] {
+					seen[t] = true
+					ev.Tables = append(ev.Tables, t)
+				}
+			}
+		}
+	}
+	ev.Facts, _ = json.Marshal(facts)
+	idx, ok := s.server.appendAudit(ctx, ev)
+	if !ok {
+		return 0, &denial{rule: ruleAuditUnavailable, code: codeIOError,
+			message: "the audit record could not be written, so the statement was not run",
+			hint:    "gatehouse fails closed when its audit log is unavailable; retry later and tell the operators"}
+	}
+	return uint64(idx) + 1, nil // 0 means "not audited"
+}
+
+// maskText masks card numbers (and the other detectors) in text that goes
+// into the audit log or a log line: literals in statements included.
+func (s *Session) maskText(text string) string {
+	m := s.server.opts.Masker
+	if m == nil || !m.Scan([]byte(text)) {
+		return text
+	}
+	out, _ := m.AppendMask(nil, []byte(text))
+	return string(out)
+}
+
+// outcome is a statement's result as the target reported it.
+type outcome struct {
+	stmtID uint64
+	tag    string
+	code   string
+	msg    string
+	at     time.Time
+}
+
+// recordOutcome hands a completed statement's outcome to the session's
+// writer. Outcomes are written after the fact (the statement already ran),
+// so they do not hold up the relay beyond the queue's backpressure.
+func (s *Session) recordOutcome(o outcome) {
+	if s.outcomes == nil || o.stmtID == 0 {
+		return
+	}
+	s.outcomes <- o
+}
+
+// writeOutcomes appends outcome events until the channel closes.
+func (s *Session) writeOutcomes(ctx context.Context) {
+	for o := range s.outcomes {
+		ev := s.event(audit.KindStatementOutcome)
+		ev.Time = o.at
+		out := &audit.Outcome{CommandTag: o.tag, SQLState: o.code, Message: o.msg}
+		if o.tag != "" {
+			out.Rows = rowsOf(o.tag)
+		}
+		ev.Outcome = out
+		ev.Extra = map[string]any{"statement_index": o.stmtID - 1}
+		s.server.appendAudit(ctx, ev)
+	}
+}
+
+// rowsOf reads the row count of a command tag ("UPDATE 3", "INSERT 0 1").
+func rowsOf(tag string) int64 {
+	i := strings.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(tag[i+1:], 10, 64)
+	return n
+}
+
+// errorFields extracts SQLSTATE and message from an ErrorResponse body.
+func errorFields(body []byte) (code, msg string) {
+	rest := body
+	for len(rest) > 0 && rest[0] != 0 {
+		f := rest[0]
+		v, r, ok := cstring(rest[1:])
+		if !ok {
+			break
+		}
+		switch f {
+		case 'C':
+			code = string(v)
+		case 'M':
+			msg = string(v)
+		}
+		rest = r
+	}
+	return code, msg
+}
