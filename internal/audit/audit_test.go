@@ -781,3 +781,28 @@ func BenchmarkAppendParallel8(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(st2.Events)/float64(max(st2.Batches, 1)), "events/batch")
 }
+
+// BenchmarkAppendSerial is one client's cost of a durable append: the
+// latency audit-before-forward adds to every statement at 1 client.
+func BenchmarkAppendSerial(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s, _ := testKey(b)
+	l, err := audit.Open(ctx, st, s, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Shutdown(ctx)
+	ev := stmt(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.Append(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -31,6 +31,9 @@ type Log struct {
 	cond *sync.Cond // signalled when pending grows or closed is set
 	// pending are the appends waiting for the committer, in index order.
 	pending []*request
+	// waiting counts the pending requests whose caller waits (Append).
+	waiting    int
+	timerArmed bool // a lazy-delay wake-up is scheduled
 	// lastTime is the latest event time handed out; times never go back.
 	lastTime time.Time
 	closed   bool
@@ -54,7 +57,16 @@ type Log struct {
 type request struct {
 	rec  store.Record // without Index and Hash
 	done chan result  // buffered: the committer never blocks on a caller
+	// lazy requests (AppendAfter) do not start a commit of their own: they
+	// ride along with the next waited-for append, or are committed once
+	// they are lazyDelay old.
+	lazy bool
+	at   time.Time // when queued, for lazyDelay
 }
+
+// lazyDelay bounds how long an AppendAfter event waits for a commit to
+// share before it gets one of its own.
+const lazyDelay = 20 * time.Millisecond
 
 type result struct {
 	index int64
@@ -158,11 +170,35 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() 
 // event's, so index order is time order. If ctx ends first Append returns
 // ctx.Err() although the event may still be committed.
 func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
-	req := &request{done: make(chan result, 1)}
+	req, err := l.enqueue(ev, false)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// AppendAfter records ev without waiting for it to be durable. It is for
+// events about what already happened (a statement's outcome): nothing waits
+// on them, so they need no commit of their own and share the next one. A
+// failure to record is counted in Stats and logged by the log's failure
+// window, like any other.
+func (l *Log) AppendAfter(ev Event) error {
+	_, err := l.enqueue(ev, true)
+	return err
+}
+
+// enqueue stamps, encodes and queues ev for the committer.
+func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
+	req := &request{done: make(chan result, 1), lazy: lazy}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, ErrClosed
+		return nil, ErrClosed
 	}
 	// Stamping, encoding and queueing under one lock keeps queue order and
 	// time order the same. Encoding costs microseconds.
@@ -174,19 +210,44 @@ func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	}
 	if err != nil {
 		l.mu.Unlock()
-		return 0, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
+		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
 	}
 	req.rec = record(&ce, data)
+	req.at = time.Now() // real time: the delay is about latency, not the log's clock
 	l.pending = append(l.pending, req)
+	if !lazy {
+		l.waiting++
+	}
 	l.cond.Signal()
 	l.mu.Unlock()
+	return req, nil
+}
 
-	select {
-	case r := <-req.done:
-		return r.index, r.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
+// readyLocked reports whether the committer should commit now: someone
+// waits, the log is closing, or the oldest lazy event has waited long
+// enough. Otherwise it arms a timer that wakes the committer when the
+// oldest lazy event comes due.
+func (l *Log) readyLocked() bool {
+	if len(l.pending) == 0 {
+		return l.closed
 	}
+	if l.waiting > 0 || l.closed {
+		return true
+	}
+	due := l.pending[0].at.Add(lazyDelay)
+	if !time.Now().Before(due) {
+		return true
+	}
+	if !l.timerArmed {
+		l.timerArmed = true
+		time.AfterFunc(time.Until(due)+time.Millisecond, func() {
+			l.mu.Lock()
+			l.timerArmed = false
+			l.cond.Signal()
+			l.mu.Unlock()
+		})
+	}
+	return false
 }
 
 func (l *Log) nowLocked() time.Time {
@@ -202,7 +263,7 @@ func (l *Log) commitLoop() {
 	defer l.wg.Done()
 	for {
 		l.mu.Lock()
-		for len(l.pending) == 0 && !l.closed {
+		for !l.readyLocked() {
 			l.cond.Wait()
 		}
 		if len(l.pending) == 0 {
@@ -212,6 +273,11 @@ func (l *Log) commitLoop() {
 		n := min(len(l.pending), l.opts.maxBatch)
 		batch := l.pending[:n:n]
 		l.pending = l.pending[n:]
+		for _, r := range batch {
+			if !r.lazy {
+				l.waiting--
+			}
+		}
 		var window *store.Record
 		if l.failure != nil {
 			// The outage is over if this batch commits: record it in the same

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -19,10 +18,6 @@ const ruleAuditUnavailable = "audit-unavailable"
 // codeIOError is the SQLSTATE of that refusal: the gateway's own storage
 // failed, not the statement.
 const codeIOError = "58030"
-
-// outcomeQueue is how many statement outcomes a session buffers for its
-// writer before the relay waits (backpressure instead of unbounded memory).
-const outcomeQueue = 256
 
 func auditPrincipal(p *identity.Principal) *audit.Principal {
 	if p == nil {
@@ -112,31 +107,26 @@ type outcome struct {
 	tag    string
 	code   string
 	msg    string
-	at     time.Time
 }
 
-// recordOutcome hands a completed statement's outcome to the session's
-// writer. Outcomes are written after the fact (the statement already ran),
-// so they do not hold up the relay beyond the queue's backpressure.
+// recordOutcome appends a completed statement's outcome. The statement
+// already ran, so the event need not be durable before anything else
+// happens: it is queued and shares the next commit (audit.Log.AppendAfter),
+// costing the relay an encode, not an fsync.
 func (s *Session) recordOutcome(o outcome) {
-	if s.outcomes == nil || o.stmtID == 0 {
+	if s.server.opts.Audit == nil || o.stmtID == 0 {
 		return
 	}
-	s.outcomes <- o
-}
-
-// writeOutcomes appends outcome events until the channel closes.
-func (s *Session) writeOutcomes(ctx context.Context) {
-	for o := range s.outcomes {
-		ev := s.event(audit.KindStatementOutcome)
-		ev.Time = o.at
-		out := &audit.Outcome{CommandTag: o.tag, SQLState: o.code, Message: o.msg}
-		if o.tag != "" {
-			out.Rows = rowsOf(o.tag)
-		}
-		ev.Outcome = out
-		ev.Extra = map[string]any{"statement_index": o.stmtID - 1}
-		s.server.appendAudit(ctx, ev)
+	ev := s.event(audit.KindStatementOutcome)
+	out := &audit.Outcome{CommandTag: o.tag, SQLState: o.code, Message: o.msg}
+	if o.tag != "" {
+		out.Rows = rowsOf(o.tag)
+	}
+	ev.Outcome = out
+	ev.Extra = map[string]any{"statement_index": o.stmtID - 1}
+	if err := s.server.opts.Audit.AppendAfter(ev); err != nil {
+		s.server.opts.Metrics.AuditFailures.Inc()
+		s.log.Error("audit: outcome not recorded", "err", err)
 	}
 }
 

@@ -62,8 +62,6 @@ type Session struct {
 	prepared *sqlpg.PreparedSet
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
-	// outcomes feeds the audit writer; nil when auditing is off.
-	outcomes chan outcome
 	tls      bool
 }
 
@@ -75,19 +73,12 @@ func (s *Session) run(ctx context.Context) {
 	m.SessionsTotal.WithLabelValues(s.Connection.Name).Inc()
 	s.log.Info("session started", "principal_groups", s.Principal.Groups, "target_user", s.Role.User)
 	s.touch()
-	var outcomesDone chan struct{}
 	if srv.opts.Audit != nil {
 		ev := s.event(audit.KindSessionStart)
 		ev.Extra = map[string]any{"target_user": s.Role.User, "tls": s.tls}
 		if _, ok := srv.appendAudit(ctx, ev); !ok {
 			s.terminate(fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later"))
 		}
-		s.outcomes = make(chan outcome, outcomeQueue)
-		outcomesDone = make(chan struct{})
-		go func() {
-			defer close(outcomesDone)
-			s.writeOutcomes(context.WithoutCancel(ctx))
-		}()
 	}
 
 	var wg sync.WaitGroup
@@ -104,10 +95,6 @@ func (s *Session) run(ctx context.Context) {
 		s.closeBoth()
 	}()
 	wg.Wait()
-	if s.outcomes != nil {
-		close(s.outcomes)
-		<-outcomesDone
-	}
 
 	srv.unregister(s)
 	m.SessionsActive.WithLabelValues(s.Connection.Name).Dec()
@@ -394,7 +381,7 @@ func (s *Session) targetToClient() error {
 			tag, _, _ := cstring(body)
 			if it, ok := s.track.front(); ok && it.kind == itemExecute {
 				s.track.pop()
-				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag), at: time.Now().UTC()})
+				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag)})
 			} else if ok && it.kind == itemQuery && it.stmtID != 0 {
 				queryTag = string(tag)
 			}
@@ -415,7 +402,7 @@ func (s *Session) targetToClient() error {
 				if it.kind == itemQuery {
 					queryCode, queryMsg = code, msg
 				} else if it.kind != itemSync && it.kind != itemFunctionCall {
-					s.recordOutcome(outcome{stmtID: it.stmtID, code: code, msg: msg, at: time.Now().UTC()})
+					s.recordOutcome(outcome{stmtID: it.stmtID, code: code, msg: msg})
 				}
 			}
 			if ok {
@@ -432,7 +419,7 @@ func (s *Session) targetToClient() error {
 		case 'Z':
 			s.inFlight.Add(-1)
 			if it, ok := s.track.pop(); ok && it.kind == itemQuery && it.stmtID != 0 {
-				s.recordOutcome(outcome{stmtID: it.stmtID, tag: queryTag, code: queryCode, msg: queryMsg, at: time.Now().UTC()})
+				s.recordOutcome(outcome{stmtID: it.stmtID, tag: queryTag, code: queryCode, msg: queryMsg})
 			}
 			queryTag, queryCode, queryMsg = "", "", ""
 			current = nil
