@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compares PostgreSQL directly, PgBouncer (session mode) and Gatehouse in one
-# run: interleaved rounds of `pgbench -n -S` (select-only) and, with
+# Compares PostgreSQL directly, PgBouncer (session mode), Gatehouse's relay
+# alone and Gatehouse with full inspection in one run: interleaved rounds of `pgbench -n -S` (select-only) and, with
 # SCRIPTS="select tpcb", pgbench's default TPC-B-like script, with -M simple
 # and -M extended, at 1 client and at 8 clients (-j2). Prints the latency
 # each proxy adds per statement and its TPS as a ratio of direct and of
@@ -29,6 +29,7 @@ cleanup() {
 trap cleanup EXIT
 
 pg_port=$(free_port 54400); bouncer_port=$(free_port 54401); gh_port=$(free_port 54402); api_port=$(free_port 54403)
+relay_port=$(free_port 54404); plain_port=$(free_port 54405)
 su_pw=$(rand_token); reader_pw=$(rand_token); writer_pw=$(rand_token); agent=$(rand_token)
 pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=100 -c shared_buffers=128MB"
 shop_db_setup "$pg_port" "$su_pw" "$reader_pw" "$writer_pw"
@@ -60,6 +61,7 @@ for _ in $(seq 50); do grep -q 'process up' "$work/pgbouncer.log" 2>/dev/null &&
 grep -q 'process up' "$work/pgbouncer.log" || { echo "pgbouncer did not start:" >&2; cat "$work/pgbouncer.log" >&2; exit 1; }
 
 go build -o "$work/gatehouse" ./cmd/gatehouse
+go build -o "$work/relayonly" ./bench/relayonly
 export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHOUSE_API_LISTEN="127.0.0.1:$api_port" \
   SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
   AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
@@ -67,13 +69,22 @@ export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHO
 gh_pid=$!
 pids+=($gh_pid)
 for _ in $(seq 50); do grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && break; sleep 0.2; done
+# Relay only: identity, TLS and credential injection, no inspection; and
+# the same without TLS, to show TLS's share of the cost.
+GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port" 2>"$work/relay.log" &
+pids+=($!)
+GATEHOUSE_DATA="$work/plain" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$plain_port" --plaintext-loopback 2>"$work/plain.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q 'relayonly started' "$work/plain.log" 2>/dev/null && grep -q 'relayonly started' "$work/relay.log" 2>/dev/null && break; sleep 0.2; done
 
 declare -A conn pw
 conn[direct]="host=127.0.0.1 port=$pg_port dbname=shop user=shop_writer sslmode=disable"; pw[direct]=$writer_pw
 conn[pgbouncer]="host=127.0.0.1 port=$bouncer_port dbname=shop user=shop_writer sslmode=disable"; pw[pgbouncer]=$writer_pw
 # Gatehouse requires TLS from clients: that is part of its cost.
 conn[gatehouse]="host=127.0.0.1 port=$gh_port dbname=shop user=writer sslmode=require"; pw[gatehouse]=$agent
-targets=(direct pgbouncer gatehouse)
+conn[relay-tls]="host=127.0.0.1 port=$relay_port dbname=shop user=writer sslmode=require"; pw[relay-tls]=$agent
+conn[relay-plain]="host=127.0.0.1 port=$plain_port dbname=shop user=writer sslmode=disable"; pw[relay-plain]=$agent
+targets=(direct pgbouncer relay-plain relay-tls gatehouse)
 
 declare -A tps lat
 run() { # target script mode clients
@@ -107,4 +118,9 @@ for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
 done; done; done
 echo
 echo "gatehouse peak RSS: ${rss} KiB; machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb."
+cat <<NOTE
+added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
+relay-plain / relay-tls: Gatehouse's data path only (bench/relayonly: token auth, credential
+injection, relay; no analysis, policy, masking or audit), without and with client TLS.
+gatehouse: gatehouse serve on examples/pci.yaml: TLS, analysis, policy, masking, durable audit.
+NOTE
