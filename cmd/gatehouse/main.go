@@ -38,6 +38,9 @@ func commands() map[string]command {
 		"check":   {"validate a config file", runCheck},
 		"policy":  {"dry-run SQL against a config's policy: policy test …", runPolicy},
 		"version": {"print version and build info", runVersion},
+
+		"audit":    {"query, verify and export the audit trail: audit query|verify|export …", runAudit},
+		"sessions": {"list, show and replay session recordings: sessions list|show|replay …", runSessions},
 	}
 }
 

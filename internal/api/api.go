@@ -6,10 +6,15 @@ package api
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/metrics"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Options configure the handler.
@@ -18,6 +23,25 @@ type Options struct {
 	// Ready reports whether the gateway is serving; /healthz answers 503
 	// while it is not (starting, draining).
 	Ready func() bool
+
+	// The audit trail and recordings API (/api/v1/audit, /api/v1/sessions;
+	// see Trail) is served when Store is set. Requests are refused with 503
+	// unless Audit and Verifier are set too: reads must be recorded and
+	// callers verified.
+	Store store.Store
+	// Audit records every read (audit.read) and refusal; *audit.Log.
+	Audit AuditAppender
+	// Verifier verifies bearer tokens; *identity.Verifier.
+	Verifier TokenVerifier
+	// AuditorGroups may read the trail and recordings (config
+	// api.auditor_groups).
+	AuditorGroups []string
+	// CheckpointVerifiers check checkpoint signatures for /audit/verify.
+	CheckpointVerifiers note.Verifiers
+	// Logger receives operational errors; discarded if nil.
+	Logger *slog.Logger
+	// Now is the clock for relative times in queries; time.Now if nil.
+	Now func() time.Time
 }
 
 // NewHandler returns the HTTP handler of the API listener.
@@ -33,5 +57,8 @@ func NewHandler(opts Options) http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}))
+	if opts.Store != nil {
+		registerAudit(mux, opts)
+	}
 	return mux
 }

@@ -20,6 +20,11 @@
 // can drop a trigger can edit rows, which is why the audit log is a Merkle
 // tree with signed checkpoints and audit.Verify detects such edits.
 //
+// Session recordings are rows too: one per session (recordings) and its
+// compressed chunks in sequence (recording_chunks). The record package owns
+// the chunk format; the store keeps chunks in order, refuses to rewrite one,
+// and deletes whole recordings for retention.
+//
 // Schema changes are numbered SQL files per dialect under migrations/,
 // applied in order inside transactions and recorded in schema_migrations.
 package store

@@ -12,9 +12,10 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Store is the persistent state of a gateway: for now the audit log.
-// Implementations are safe for concurrent use.
+// Store is the persistent state of a gateway: the audit log and session
+// recordings. Implementations are safe for concurrent use.
 type Store interface {
+	RecordingStore
 	// AppendEvents appends recs and sets the head to next in one
 	// transaction that is durable when AppendEvents returns nil. recs must
 	// be consecutive and start at the current head's size; if another
@@ -41,8 +42,12 @@ var (
 	// ErrConflict is returned by AppendEvents when the records do not start
 	// at the current tree size: another writer (replica) appended first.
 	ErrConflict = errors.New("store: append conflict: the log has grown")
-	// ErrNotFound is returned by LatestCheckpoint when there is none.
+	// ErrNotFound is returned by LatestCheckpoint when there is none, and by
+	// Recording and FinishRecording for an unknown session.
 	ErrNotFound = errors.New("store: not found")
+	// ErrExists is returned by CreateRecording when the session already has
+	// a recording.
+	ErrExists = errors.New("store: already exists")
 )
 
 // ConflictError is AppendEvents' error when the log has grown since the

@@ -43,6 +43,10 @@ func Run(t *testing.T, newDB func(t *testing.T) DB) {
 		{"Reopen", testReopen},
 		{"Replicas", testReplicas},
 		{"AppendOnly", testAppendOnly},
+		{"Recordings", testRecordings},
+		{"RecordingQuery", testRecordingQuery},
+		{"DeleteRecordings", testDeleteRecordings},
+		{"ChunksAppendOnly", testChunksAppendOnly},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newDB(t)

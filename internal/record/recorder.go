@@ -1,0 +1,435 @@
+package record
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Defaults for Options.
+const (
+	// DefaultMaxBytes caps a recording at 64 MiB of entries. Chunks of
+	// DefaultChunkBytes then number at most 129, and so do the digests in
+	// the session.end audit event (about 8.5 KB of hex).
+	DefaultMaxBytes = 64 << 20
+	// DefaultChunkBytes is the uncompressed size of a chunk. A busy session
+	// holds up to three chunk buffers (filling, queued, being stored).
+	DefaultChunkBytes = 512 << 10
+	// DefaultWriteTimeout bounds one chunk's store write.
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// ErrClosed is returned by a Recorder's methods after Close.
+var ErrClosed = errors.New("record: recorder is closed")
+
+// Meta describes the recorded session. It is stored in the recording's row
+// and, so that it shares the chunks' tamper evidence, as the first entry.
+type Meta struct {
+	Principal  string    `json:"principal"` // the principal's name
+	Connection string    `json:"connection"`
+	Role       string    `json:"role"`
+	Database   string    `json:"database,omitempty"` // the target database
+	Source     string    `json:"source,omitempty"`   // the client's address
+	Protocol   string    `json:"protocol,omitempty"` // "postgres", …
+	Started    time.Time `json:"started"`            // zero: Options.Now() at New
+}
+
+// Options tune a Recorder. Zero fields take the defaults.
+type Options struct {
+	MaxBytes     int64         // cap on entry bytes; DefaultMaxBytes
+	ChunkBytes   int           // uncompressed chunk size; DefaultChunkBytes
+	WriteTimeout time.Duration // per chunk write; DefaultWriteTimeout
+	Now          func() time.Time
+}
+
+// Recorder writes one session's recording. It is safe for concurrent use
+// (see the package doc). Close must be called when the session ends: it
+// stores what is buffered, stops the background writer and returns the
+// Summary for the session.end audit event.
+type Recorder struct {
+	st   store.Store
+	id   string
+	opts Options
+
+	mu         sync.Mutex // guards the fields below, and sending on flushc
+	buf        []byte     // the chunk being filled, header included
+	seq        int64      // number of the chunk in buf
+	chunkTime  int64      // Unix ns of buf's first entry
+	last       int64      // Unix ns of the last entry recorded; entries never go back in time
+	entryStart int        // offset in buf of the entry being written
+	bytes      int64      // entry bytes recorded (chunk headers not counted)
+	truncated  bool
+	dropped    int64 // entries dropped after truncation
+	droppedLen int64 // their size
+	closed     bool
+
+	errMu sync.Mutex // guards err; never held with mu's sends, so the writer can always set it
+	err   error      // the first store failure
+
+	flushc chan chunkJob // filled chunks, to the writer goroutine
+	spare  chan []byte   // emptied buffers, back from it
+	done   chan struct{} // closed when the writer goroutine ends
+
+	// Owned by the writer goroutine until done is closed.
+	hashes []Hash
+	stored int64
+}
+
+type chunkJob struct {
+	seq  int64
+	time int64
+	raw  []byte
+}
+
+// New creates the recording's row in st and returns its Recorder. The
+// session ID must be new to st (store.ErrExists otherwise). ctx bounds
+// only the row's creation; later writes use Options.WriteTimeout, since a
+// recording outlives any one request.
+func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts Options) (*Recorder, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if meta.Started.IsZero() {
+		meta.Started = opts.Now()
+	}
+	meta.Started = meta.Started.UTC()
+	if err := st.CreateRecording(ctx, store.Recording{
+		SessionID: sessionID, Principal: meta.Principal, Connection: meta.Connection,
+		Role: meta.Role, Started: meta.Started,
+	}); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	r := &Recorder{
+		st: st, id: sessionID, opts: opts,
+		buf:    make([]byte, 0, min(4<<10, opts.ChunkBytes)),
+		flushc: make(chan chunkJob, 1),
+		spare:  make(chan []byte, 2),
+		done:   make(chan struct{}),
+	}
+	// The meta entry is written whatever the cap: it is tiny and a
+	// recording without it would not say whose it is.
+	r.mu.Lock()
+	r.startEntryLocked(EntryMeta, meta.Started,
+		strLen(meta.Principal)+strLen(meta.Connection)+strLen(meta.Role)+strLen(meta.Database)+strLen(meta.Source)+strLen(meta.Protocol))
+	for _, s := range []string{meta.Principal, meta.Connection, meta.Role, meta.Database, meta.Source, meta.Protocol} {
+		r.buf = appendStr(r.buf, s)
+	}
+	r.endEntryLocked()
+	r.mu.Unlock()
+	go r.writeLoop()
+	return r, nil
+}
+
+// ID returns the recorded session's ID.
+func (r *Recorder) ID() string { return r.id }
+
+// Client records a message from the client at t: kind says which (query,
+// parse, bind, execute, copy, …), text is the statement or the data, params
+// the bind parameters (nil element: NULL). All of it already masked.
+//
+// Like every recording method it returns nil when the entry is recorded or
+// dropped past the size cap, ErrClosed after Close, and the store's error
+// once a chunk could not be stored.
+func (r *Recorder) Client(t time.Time, kind, text string, params []*string) error {
+	body := strLen(kind) + strLen(text) + uvarintLen(uint64(len(params)))
+	for _, p := range params {
+		if p == nil {
+			body++
+		} else {
+			body += uvarintLen(uint64(len(*p))+1) + len(*p)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok, err := r.beginLocked(EntryClient, t, body); !ok {
+		return err
+	}
+	r.buf = appendStr(r.buf, kind)
+	r.buf = appendStr(r.buf, text)
+	r.buf = binary.AppendUvarint(r.buf, uint64(len(params)))
+	for _, p := range params {
+		r.buf = appendNullableStr(r.buf, p)
+	}
+	r.endEntryLocked()
+	return nil
+}
+
+// Columns records a result's column names (a RowDescription), so that a
+// replay can print a header.
+func (r *Recorder) Columns(t time.Time, names []string) error {
+	body := uvarintLen(uint64(len(names)))
+	for _, n := range names {
+		body += strLen(n)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok, err := r.beginLocked(EntryColumns, t, body); !ok {
+		return err
+	}
+	r.buf = binary.AppendUvarint(r.buf, uint64(len(names)))
+	for _, n := range names {
+		r.buf = appendStr(r.buf, n)
+	}
+	r.endEntryLocked()
+	return nil
+}
+
+// Row records one result row: the masked values as text, nil for NULL.
+// It copies values into the recorder's buffer, so the caller may reuse
+// them at once; it does not allocate once the buffer has grown.
+func (r *Recorder) Row(t time.Time, values [][]byte) error {
+	body := uvarintLen(uint64(len(values)))
+	for _, v := range values {
+		if v == nil {
+			body++
+		} else {
+			body += uvarintLen(uint64(len(v))+1) + len(v)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok, err := r.beginLocked(EntryRow, t, body); !ok {
+		return err
+	}
+	r.buf = binary.AppendUvarint(r.buf, uint64(len(values)))
+	for _, v := range values {
+		r.buf = appendNullable(r.buf, v)
+	}
+	r.endEntryLocked()
+	return nil
+}
+
+// Result records a command's completion tag ("SELECT 2", "UPDATE 1").
+func (r *Recorder) Result(t time.Time, tag string) error {
+	return r.strings(EntryResult, t, tag)
+}
+
+// Error records an error sent to the client: its SQLSTATE and (masked)
+// message. Errors Gatehouse itself raises (a policy denial) are recorded
+// the same way.
+func (r *Recorder) Error(t time.Time, sqlstate, message string) error {
+	return r.strings(EntryError, t, sqlstate, message)
+}
+
+// Notice records a notice's (masked) message.
+func (r *Recorder) Notice(t time.Time, message string) error {
+	return r.strings(EntryNotice, t, message)
+}
+
+func (r *Recorder) strings(typ EntryType, t time.Time, ss ...string) error {
+	body := 0
+	for _, s := range ss {
+		body += strLen(s)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok, err := r.beginLocked(typ, t, body); !ok {
+		return err
+	}
+	for _, s := range ss {
+		r.buf = appendStr(r.buf, s)
+	}
+	r.endEntryLocked()
+	return nil
+}
+
+// beginLocked starts an entry of body bytes at t and reports whether the
+// caller should write its body. It returns false with a nil error when the
+// entry is dropped past the size cap.
+func (r *Recorder) beginLocked(typ EntryType, t time.Time, body int) (bool, error) {
+	if r.closed {
+		return false, ErrClosed
+	}
+	if err := r.failure(); err != nil {
+		return false, err
+	}
+	size := 1 + uvarintLen(uint64(max(0, t.UnixNano()-r.last))) + body
+	if r.truncated {
+		r.dropped++
+		r.droppedLen += int64(size)
+		return false, nil
+	}
+	if r.bytes+int64(size) > r.opts.MaxBytes {
+		// The marker goes in although it passes the cap by a few bytes:
+		// the cap bounds the recording, the marker makes the cut visible.
+		r.truncated = true
+		r.startEntryLocked(EntryTruncated, t, binary.MaxVarintLen64)
+		r.buf = binary.AppendUvarint(r.buf, uint64(r.opts.MaxBytes))
+		r.endEntryLocked()
+		r.dropped++
+		r.droppedLen += int64(size)
+		return false, nil
+	}
+	r.startEntryLocked(typ, t, body)
+	return true, nil
+}
+
+// startEntryLocked writes an entry's type and time, first handing a full
+// chunk to the writer and starting a new one if the entry would not fit.
+// An entry never spans chunks; one bigger than a chunk gets a chunk of its
+// own.
+func (r *Recorder) startEntryLocked(typ EntryType, t time.Time, body int) {
+	need := 1 + binary.MaxVarintLen64 + body
+	if len(r.buf) > 0 && len(r.buf)+need > r.opts.ChunkBytes {
+		r.flushLocked()
+	}
+	ns := max(t.UnixNano(), r.last)
+	if len(r.buf) == 0 {
+		r.buf = appendHeader(r.buf, r.id, r.seq, ns)
+		r.chunkTime = ns
+		r.last = ns
+	}
+	r.entryStart = len(r.buf)
+	r.buf = append(r.buf, byte(typ))
+	r.buf = binary.AppendUvarint(r.buf, uint64(ns-r.last))
+	r.last = ns
+}
+
+func (r *Recorder) endEntryLocked() {
+	r.bytes += int64(len(r.buf) - r.entryStart)
+}
+
+// flushLocked hands the chunk in buf to the writer goroutine. It blocks
+// while the writer is still storing the previous chunk and one more is
+// queued: that back-pressure is what bounds a session's memory.
+func (r *Recorder) flushLocked() {
+	if len(r.buf) == 0 {
+		return
+	}
+	job := chunkJob{seq: r.seq, time: r.chunkTime, raw: r.buf}
+	r.seq++
+	select {
+	case b := <-r.spare:
+		r.buf = b[:0]
+	default:
+		// A session that fills a chunk is likely to fill more: size the
+		// buffer for a whole one.
+		r.buf = make([]byte, 0, r.opts.ChunkBytes+r.opts.ChunkBytes/8)
+	}
+	r.flushc <- job
+}
+
+// gzipWriters are shared by all recorders: a flate writer holds about a
+// megabyte of state, too much to keep per session.
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: cannot fail
+	return &gzipBuf{w: w}
+}}
+
+type gzipBuf struct {
+	w   *gzip.Writer
+	out bytes.Buffer
+}
+
+func (r *Recorder) writeLoop() {
+	defer close(r.done)
+	for job := range r.flushc {
+		if r.failure() == nil {
+			if err := r.storeChunk(job); err != nil {
+				r.errMu.Lock()
+				r.err = fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err)
+				r.errMu.Unlock()
+			}
+		}
+		select {
+		case r.spare <- job.raw[:0]:
+		default:
+		}
+	}
+}
+
+func (r *Recorder) storeChunk(job chunkJob) error {
+	z := gzipWriters.Get().(*gzipBuf)
+	defer gzipWriters.Put(z)
+	z.out.Reset()
+	z.w.Reset(&z.out)
+	if _, err := z.w.Write(job.raw); err != nil {
+		return err
+	}
+	if err := z.w.Close(); err != nil {
+		return err
+	}
+	// The store copies data before AppendChunk returns, so z can go back
+	// to the pool afterwards.
+	data := z.out.Bytes()
+	sum := sha256.Sum256(data)
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.WriteTimeout)
+	defer cancel()
+	err := r.st.AppendChunk(ctx, store.Chunk{
+		SessionID: r.id, Seq: job.seq, Time: time.Unix(0, job.time).UTC(), Data: data, SHA256: sum,
+	})
+	if err != nil {
+		return err
+	}
+	r.hashes = append(r.hashes, Hash(sum))
+	r.stored += int64(len(data))
+	return nil
+}
+
+func (r *Recorder) failure() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
+}
+
+// Close writes the end entry, stores the last chunk, waits for the writer
+// and marks the recording ended in the store. The Summary it returns
+// belongs in the session.end audit event (Summary.AuditExtra); it is
+// returned with the error too, describing what was stored, when a chunk
+// could not be. If ctx ends first, Close returns ctx's error and the
+// writer finishes in the background within Options.WriteTimeout.
+func (r *Recorder) Close(ctx context.Context) (Summary, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return Summary{}, ErrClosed
+	}
+	now := r.opts.Now()
+	if r.failure() == nil {
+		r.startEntryLocked(EntryEnd, now, 2*binary.MaxVarintLen64)
+		r.buf = binary.AppendUvarint(r.buf, uint64(r.dropped))
+		r.buf = binary.AppendUvarint(r.buf, uint64(r.droppedLen))
+		r.endEntryLocked()
+		r.flushLocked()
+	}
+	r.closed = true
+	close(r.flushc)
+	bytes, truncated, dropped, droppedLen := r.bytes, r.truncated, r.dropped, r.droppedLen
+	ended := time.Unix(0, max(now.UnixNano(), r.last)).UTC()
+	r.mu.Unlock()
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return Summary{}, fmt.Errorf("record: close %s: %w", r.id, ctx.Err())
+	}
+	sum := Summary{
+		SessionID: r.id, Chunks: int64(len(r.hashes)), Bytes: bytes, StoredBytes: r.stored,
+		Truncated: truncated, DroppedEntries: dropped, DroppedBytes: droppedLen, SHA256: r.hashes,
+	}
+	if err := r.failure(); err != nil {
+		return sum, err
+	}
+	err := r.st.FinishRecording(ctx, store.Recording{SessionID: r.id, Ended: ended, Bytes: bytes, Truncated: truncated})
+	if err != nil {
+		return sum, fmt.Errorf("record: close: %w", err)
+	}
+	return sum, nil
+}
