@@ -2,15 +2,20 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/record"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"golang.org/x/mod/sumdb/note"
+	_ "modernc.org/sqlite"
 )
 
 // events reads the whole audit log of the harness's store.
@@ -140,4 +145,108 @@ func (h *harness) verifiers(t *testing.T) note.Verifiers {
 		t.Fatal(err)
 	}
 	return note.VerifierList(v)
+}
+
+// TestSessionRecordingReplaysMasked: a session's recording replays what the
+// client sent and got back, with card numbers masked, and its chunk hashes
+// are in the audit log's session.end event.
+func TestSessionRecordingReplaysMasked(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	c := h.mustConnect("writer", agentToken)
+	if _, err := c.Exec(ctx, "select id, pan, customer from payments where id = $1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "insert into orders (id, note) values (77, 'card 5555555555554444')"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Exec(ctx, "drop table payments")
+	c.Close(ctx)
+	waitFor(t, func() bool { return h.gw.ActiveSessions() == 0 }, "session to end")
+	h.stop()
+
+	st, err := store.OpenSQLite(h.cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Recordings(ctx, store.RecordingQuery{})
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("recordings: %v %v", recs, err)
+	}
+	id := recs[len(recs)-1].SessionID
+	r, err := record.Open(ctx, st, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := record.AuditedSummary(ctx, st, id)
+	if err != nil {
+		t.Fatalf("recording not in the audit log: %v", err)
+	}
+	r.Expect(sum)
+	var buf strings.Builder
+	if err := record.Replay(&buf, r.Entries(ctx), record.ReplayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"select id, pan, customer from payments", "************1111", "INSERT 0 1", "555555******4444", "42501"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks %q:\n%s", want, out)
+		}
+	}
+	for _, leak := range []string{"4111111111111111", "5555555555554444"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("replay leaks %s:\n%s", leak, out)
+		}
+	}
+	if probs := r.Problems(); len(probs) != 0 {
+		t.Errorf("recording problems: %v", probs)
+	}
+}
+
+// TestAuditVerifyCommandCatchesTampering drives `gatehouse audit verify`
+// offline on a gateway's data dir, before and after editing the store.
+func TestAuditVerifyCommandCatchesTampering(t *testing.T) {
+	h := newHarness(t)
+	for i := 0; i < 3; i++ {
+		if _, stderr, err := h.psql("reader", agentToken, "-c", "select count(*) from orders"); err != nil {
+			t.Fatal(err, stderr)
+		}
+	}
+	h.stop()
+	cfgPath := filepath.Join(t.TempDir(), "gh.yaml")
+	src, _ := os.ReadFile("../examples/pci.yaml")
+	os.WriteFile(cfgPath, src, 0o600)
+	verify := func() (int, string) {
+		cmd := exec.Command(gatehouseBinary(t), "audit", "verify", "--config", cfgPath)
+		cmd.Env = cleanEnv()
+		for k, v := range baseEnv(t, h.pg, h.oidc.URL()) {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "GATEHOUSE_DATA="+h.cfg.DataDir)
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := verify(); code != 0 {
+		t.Fatalf("verify of an untouched log: exit %d\n%s", code, out)
+	}
+	db, err := sql.Open("sqlite", h.cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// An attacker with the database file edits a statement event (dropping
+	// the append-only triggers first, as they would).
+	for _, q := range []string{
+		`DROP TRIGGER IF EXISTS audit_events_no_update`,
+		`UPDATE audit_events SET data = replace(data, 'orders', 'ORDERS') WHERE idx = (SELECT min(idx) FROM audit_events WHERE kind = 'statement')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	code, out := verify()
+	if code == 0 || !strings.Contains(out, "first bad event index") {
+		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
+	}
 }

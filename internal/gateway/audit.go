@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // OpenStore opens the store the config names.
@@ -40,10 +41,14 @@ func SigningKeyPath(cfg *config.Config) string {
 
 // openAudit opens the audit log on st with the config's signing key and
 // checkpoint sinks.
-func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*audit.Log, error) {
+func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*audit.Log, note.Verifiers, error) {
 	signer, vkey, err := audit.LoadOrCreateSigner(SigningKeyPath(cfg), "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit verifier key: %w", err)
 	}
 	opts := []audit.Option{audit.WithCheckpointInterval(cfg.Audit.CheckpointInterval)}
 	var sinks []audit.CheckpointSink
@@ -58,8 +63,8 @@ func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slo
 	}
 	l, err := audit.Open(ctx, st, signer, func() time.Time { return time.Now().UTC() }, log, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, nil, fmt.Errorf("audit log: %w", err)
 	}
 	log.Info("audit log open", "store", cfg.Store.Driver, "verifier_key", vkey)
-	return l, nil
+	return l, note.VerifierList(verifier), nil
 }

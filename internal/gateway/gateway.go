@@ -25,22 +25,26 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	pgproxy "github.com/gatehouse/gatehouse/internal/proxy/pg"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Gateway is one running Gatehouse.
 type Gateway struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	metrics  *metrics.Metrics
-	pg       *pgproxy.Server
-	api      *http.Server
-	apiLn    net.Listener
-	pgAddr   net.Addr
-	store    store.Store
-	audit    *audit.Log
-	ready    atomic.Bool
-	wg       sync.WaitGroup
-	serveErr chan error
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	pg      *pgproxy.Server
+	api     *http.Server
+	apiLn   net.Listener
+	pgAddr  net.Addr
+	store   store.Store
+	audit   *audit.Log
+	// verifier authenticates API callers as the data path does its clients.
+	verifier    *identity.Verifier
+	cpVerifiers note.Verifiers
+	ready       atomic.Bool
+	wg          sync.WaitGroup
+	serveErr    chan error
 	// stop cancels the context sessions run under; Shutdown calls it only
 	// after the drain, so a signal does not cut running statements short.
 	stop context.CancelFunc
@@ -68,7 +72,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, err
 	}
-	auditLog, err := openAudit(ctx, cfg, st, logger.With("component", "audit"))
+	auditLog, cpVerifiers, err := openAudit(ctx, cfg, st, logger.With("component", "audit"))
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -81,6 +85,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		Masker:      masker,
 		ColumnRules: columns,
 		Audit:       auditLog,
+		Recordings:  st,
 		Logger:      logger.With("component", "postgres"),
 		Metrics:     m,
 	})
@@ -89,7 +94,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		st.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: logger, metrics: m, pg: pg, store: st, audit: auditLog, serveErr: make(chan error, 2)}
+	g := &Gateway{cfg: cfg, log: logger, metrics: m, pg: pg, store: st, audit: auditLog,
+		verifier: verifier, cpVerifiers: cpVerifiers, serveErr: make(chan error, 2)}
 	return g, nil
 }
 
@@ -154,7 +160,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 		g.apiLn = ln
 		g.api = &http.Server{
-			Handler:           api.NewHandler(api.Options{Metrics: g.metrics, Ready: g.ready.Load}),
+			Handler: api.NewHandler(api.Options{
+				Metrics: g.metrics, Ready: g.ready.Load,
+				Store: g.store, Audit: g.audit, Verifier: g.verifier,
+				AuditorGroups:       g.cfg.API.AuditorGroups,
+				CheckpointVerifiers: g.cpVerifiers,
+				Logger:              g.log.With("component", "api"),
+			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/mask"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // TokenVerifier turns the password a client sent into a Principal.
@@ -40,7 +41,9 @@ type Options struct {
 	Masker *mask.Masker
 	// Audit receives every session and statement event; a statement runs
 	// only after its event is durable. nil disables auditing.
-	Audit       *audit.Log
+	Audit *audit.Log
+	// Recordings stores session recordings; nil disables recording.
+	Recordings  store.Store
 	ColumnRules []ColumnRule
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics

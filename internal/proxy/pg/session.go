@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/mask"
+	"github.com/gatehouse/gatehouse/internal/record"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 )
 
@@ -63,6 +64,10 @@ type Session struct {
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
 	tls      bool
+	// rec records the session; nil when recording is off. recVals is the
+	// target→client direction's scratch for splitting rows.
+	rec     *record.Recorder
+	recVals [][]byte
 }
 
 // run relays until either side ends, then closes both.
@@ -79,6 +84,9 @@ func (s *Session) run(ctx context.Context) {
 		if _, ok := srv.appendAudit(ctx, ev); !ok {
 			s.terminate(fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later"))
 		}
+	}
+	if err := s.startRecording(ctx); err != nil {
+		s.recordingFailed(err)
 	}
 
 	var wg sync.WaitGroup
@@ -120,6 +128,14 @@ func (s *Session) run(ctx context.Context) {
 	if srv.opts.Audit != nil {
 		ev := s.event(audit.KindSessionEnd)
 		ev.Extra = map[string]any{"bytes_client_to_target": in, "bytes_target_to_client": out, "duration_ms": srv.opts.Now().Sub(s.Start).Milliseconds()}
+		if s.rec != nil {
+			// The chunk hashes go into the tamper-evident log.
+			sum, rerr := s.rec.Close(context.WithoutCancel(ctx))
+			ev.Extra[record.AuditExtraKey] = sum.AuditExtra()
+			if rerr != nil {
+				ev.Extra["recording_error"] = rerr.Error()
+			}
+		}
 		if r := s.killReason.Load(); r != nil {
 			ev.Reason = r.Message
 		}
@@ -198,6 +214,9 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Query message")
 			}
 			s.inFlight.Add(1)
+			if !s.recordClient("query", s.maskText(string(sql)), nil) {
+				return nil
+			}
 			d, id := s.judge(ctx, string(sql), nil)
 			if d != nil {
 				var q string
@@ -220,6 +239,9 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Parse message")
 			}
 			stmtName := string(name)
+			if !s.recordClient("parse", s.maskText(string(sql)), nil) {
+				return nil
+			}
 			d, id := s.judge(ctx, string(sql), &stmtName)
 			if d != nil {
 				var q string
@@ -240,6 +262,9 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Bind message")
 			}
 			portals[portal] = portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
+			if s.rec != nil && !s.recordClient("bind", stmt, s.maskedParams(body)) {
+				return nil
+			}
 			s.track.push(item{kind: itemBind, name: portal})
 		case 'D':
 			if len(body) < 2 {
@@ -275,6 +300,10 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 		case 'F':
 			s.inFlight.Add(1)
 			s.track.push(item{kind: itemFunctionCall})
+		case 'd':
+			if s.rec != nil && !s.recordClient("copy", s.maskText(string(body)), nil) {
+				return nil
+			}
 		}
 		if err := writeMsg(w, typ, body, raw); err != nil {
 			return err
@@ -447,6 +476,14 @@ func (s *Session) targetToClient() error {
 		}
 		if mErr != nil {
 			return s.maskFailure(w, mErr)
+		}
+		if s.rec != nil {
+			if err := s.recordTarget(typ, out); err != nil {
+				// Withhold the message; the next read fails on the closed
+				// target and sends the client the reason.
+				s.recordingFailed(err)
+				continue
+			}
 		}
 		if rm.masked > 0 {
 			s.server.opts.Metrics.ValuesMasked.WithLabelValues(s.Connection.Name).Add(float64(rm.masked))
