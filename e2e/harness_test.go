@@ -142,8 +142,24 @@ func baseEnv(t *testing.T, pg *pgtest.Cluster, issuer string) map[string]string 
 // database and stops it (checking the logs for secrets) when t ends.
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Helper()
-	pg := pgtest.Shared(t)
-	h := &harness{t: t, pg: pg, db: shopDB(t, pg), oidc: identitytest.NewIssuer(t), logs: &syncBuffer{}}
+	return newHarnessOn(t, pgtest.Shared(t), opts...)
+}
+
+// newHarnessOn is newHarness on a given cluster, whose shop roles exist.
+func newHarnessOn(t *testing.T, pg *pgtest.Cluster, opts ...harnessOpt) *harness {
+	t.Helper()
+	var db string
+	if pg == pgtest.Shared(t) {
+		db = shopDB(t, pg)
+	} else {
+		db = pg.NewDatabase(t)
+		schema, err := os.ReadFile("../examples/shop.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg.ExecIn(t, db, string(schema))
+	}
+	h := &harness{t: t, pg: pg, db: db, oidc: identitytest.NewIssuer(t), logs: &syncBuffer{}}
 	env := baseEnv(t, pg, h.oidc.URL())
 	for _, o := range opts {
 		o(env, nil)

@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -389,5 +391,78 @@ func TestPgbenchThroughGateway(t *testing.T) {
 		if !strings.Contains(string(out), "number of transactions actually processed: 800/800") {
 			t.Errorf("pgbench -M %s:\n%s", mode, out)
 		}
+	}
+}
+
+// TestProtocol32AndCancel: a protocol 3.2 client gets a 32-byte cancel key
+// from Gatehouse (the target speaks 3.0) and its CancelRequest still works.
+func TestProtocol32AndCancel(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, h.connString("reader", agentToken, "require")+" min_protocol_version=3.2 max_protocol_version=3.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if n := len(c.PgConn().SecretKey()); n != 32 {
+		t.Errorf("protocol 3.2 cancel key is %d bytes, want 32", n)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.PgConn().Exec(context.Background(), "select pg_sleep(30)").ReadAll()
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := c.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if pgCode(err) != "57014" {
+			t.Errorf("cancelled query: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("3.2 CancelRequest had no effect")
+	}
+}
+
+// TestMD5Target: a target that asks for md5 authentication gets it.
+func TestMD5Target(t *testing.T) {
+	pgc := sharedPG(t)
+	pgc.CreateRole(t, "legacy_reader", "legacy-pw-5f2a", pgtest.MD5())
+	h := newHarness(t, withCfg(func(c *config.Config) {
+		c.Connections[0].Roles[0].User = "legacy_reader"
+		c.Connections[0].Roles[0].Password = config.NewSecret("legacy-pw-5f2a")
+	}))
+	pgc.ExecIn(t, h.db, "GRANT SELECT ON orders TO legacy_reader")
+	out, stderr, err := h.psql("reader", agentToken, "-c", "select current_user")
+	if err != nil || strings.TrimSpace(out) != "legacy_reader" {
+		t.Fatalf("md5 target: %q %v %s", out, err, stderr)
+	}
+}
+
+// TestNoGoroutineOutlivesSessions: after many sessions of every kind end,
+// the gateway is back to its idle goroutine count.
+func TestNoGoroutineOutlivesSessions(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for i := 0; i < 10; i++ {
+		c := h.mustConnect("reader", agentToken)
+		_, _ = c.Exec(ctx, "select 1")
+		_, _ = c.Exec(ctx, "drop table payments")
+		c.Close(ctx)
+		_, _ = h.connect("reader", "bad-token")
+	}
+	waitFor(t, func() bool { return h.gw.ActiveSessions() == 0 }, "sessions to end")
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base+2 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines after the sessions ended, %d before\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
