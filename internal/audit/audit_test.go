@@ -738,19 +738,29 @@ func TestExport(t *testing.T) {
 
 // BenchmarkAppendParallel8 measures Append throughput with 8 concurrent
 // callers on SQLite (WAL, synchronous=FULL: every batch is fsynced).
-func BenchmarkAppendParallel8(b *testing.B) {
+// benchLog opens a log on a fresh SQLite store, closed when b ends.
+func benchLog(b *testing.B) *audit.Log {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
 	s, _ := testKey(b)
 	l, err := audit.Open(ctx, st, s, nil, nil)
 	if err != nil {
+		st.Close()
 		b.Fatal(err)
 	}
-	defer l.Shutdown(ctx)
+	b.Cleanup(func() {
+		l.Shutdown(ctx)
+		st.Close()
+	})
+	return l
+}
+
+func BenchmarkAppendParallel8(b *testing.B) {
+	ctx := context.Background()
+	l := benchLog(b)
 	ev := stmt(1)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -786,17 +796,7 @@ func BenchmarkAppendParallel8(b *testing.B) {
 // latency audit-before-forward adds to every statement at 1 client.
 func BenchmarkAppendSerial(b *testing.B) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	s, _ := testKey(b)
-	l, err := audit.Open(ctx, st, s, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Shutdown(ctx)
+	l := benchLog(b)
 	ev := stmt(1)
 	b.ReportAllocs()
 	b.ResetTimer()
