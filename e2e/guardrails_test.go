@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 type guardrailCase struct {
@@ -186,5 +188,54 @@ func TestDenialInPipeline(t *testing.T) {
 	}
 	if got := h.scalar("select count(*)::text from payments"); got != "4" {
 		t.Errorf("payments rows: %s", got)
+	}
+}
+
+// TestFastPathFunctionCallRefused: the FunctionCall protocol names a
+// function by OID past the analyser, so it is refused — and the session
+// stays usable.
+func TestFastPathFunctionCallRefused(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	c := h.mustConnect("reader", agentToken)
+	var oid uint32
+	if err := c.QueryRow(ctx, "select 'pg_catalog.pg_read_file(text)'::regprocedure::oid").Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	// FunctionCall: oid, 1 format code (text), 1 argument, result format text.
+	body := binary.BigEndian.AppendUint32(nil, oid)
+	body = append(body, 0, 1, 0, 0, 0, 1)
+	body = binary.BigEndian.AppendUint32(body, uint32(len("/etc/passwd")))
+	body = append(body, "/etc/passwd"...)
+	body = append(body, 0, 0)
+	msg := append([]byte{'F'}, binary.BigEndian.AppendUint32(nil, uint32(len(body)+4))...)
+	msg = append(msg, body...)
+	conn := c.PgConn()
+	if _, err := conn.Conn().Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	fe := conn.Frontend()
+	var gotErr *pgproto3.ErrorResponse
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			gotErr = &pgproto3.ErrorResponse{Code: e.Code, Message: e.Message}
+		}
+		if _, ok := m.(*pgproto3.FunctionCallResponse); ok {
+			t.Fatal("the function ran")
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if gotErr == nil || gotErr.Code != "42501" || !strings.Contains(gotErr.Message, "function-call-protocol") {
+		t.Fatalf("FunctionCall: %+v", gotErr)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Errorf("session after a refused FunctionCall: %v", err)
 	}
 }

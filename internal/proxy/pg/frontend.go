@@ -151,6 +151,13 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 			Hint:    "settings pass through policy: run SET after connecting"}
 	}
 
+	if enc, ok := st.params["client_encoding"]; ok && unsafeClientEncoding(enc) {
+		s.opts.Metrics.AuthFailures.WithLabelValues("startup_parameter").Inc()
+		return nil, &pgError{Severity: "FATAL", Code: codeFeatureNotSupported,
+			Message: fmt.Sprintf("client_encoding %q is not supported by gatehouse", enc),
+			Hint:    "use UTF8: in this encoding a multibyte character can hide a quote from the statement analyser"}
+	}
+
 	// Ask for the token as a cleartext password: it is already inside TLS,
 	// and SCRAM would need the verifier to know the token in advance.
 	st.backend.Send(&pgproto3.AuthenticationCleartextPassword{})
@@ -340,4 +347,18 @@ func (s *Server) auditAuth(ctx context.Context, st *startup, p *identity.Princip
 		Kind: kind, Principal: auditPrincipal(p), Source: st.clientAddr,
 		Connection: conn, Role: role, Protocol: "postgres", Reason: reason,
 	})
+}
+
+// unsafeClientEncoding reports encodings whose multibyte characters may
+// contain ASCII bytes such as ' and \: the server would read a statement
+// differently from the analyser (which reads UTF-8), a known injection
+// route. PostgreSQL allows them as client encodings only.
+func unsafeClientEncoding(enc string) bool {
+	e := strings.ToUpper(strings.NewReplacer("-", "", "_", "").Replace(enc))
+	switch e {
+	case "SJIS", "SHIFTJIS", "SHIFTJIS2004", "MSKANJI", "BIG5", "GBK", "GB18030", "UHC", "JOHAB",
+		"WIN932", "WIN936", "WIN949", "WIN950", "CP932", "CP936", "CP949", "CP950":
+		return true
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package pg
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 
 	"github.com/gatehouse/gatehouse/internal/policy"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
@@ -15,6 +17,31 @@ type Inspection struct {
 	// Policies holds one compiled policy per connection name (each with
 	// that connection's default action).
 	Policies map[string]*policy.Policy
+}
+
+// ruleFunctionCall names the refusal of fast-path FunctionCall messages.
+const ruleFunctionCall = "function-call-protocol"
+
+// judgeFunctionCall decides on a fast-path FunctionCall. It names a function
+// by OID alone, past any statement analysis (pg_read_file would be one OID
+// away), so an inspecting gateway refuses it; clients call functions with
+// SELECT instead. A relay-only gateway passes it.
+func (s *Session) judgeFunctionCall(ctx context.Context, body []byte) (*denial, uint64) {
+	in := s.server.opts.Inspection
+	if in == nil || in.Analyzer == nil {
+		return nil, 0
+	}
+	var oid uint32
+	if len(body) >= 4 {
+		oid = binary.BigEndian.Uint32(body)
+	}
+	d := policy.Decision{Action: policy.Deny, Rule: ruleFunctionCall,
+		Message: "the fast-path function call protocol bypasses statement analysis",
+		Hint:    "call the function with SELECT instead (libpq's large-object API uses this protocol)"}
+	s.server.opts.Metrics.Statements.WithLabelValues(s.Connection.Name, d.Action.String()).Inc()
+	stmtID, _ := s.auditStatement(ctx, fmt.Sprintf("<FunctionCall oid=%d>", oid), policy.Judgement{Decision: d})
+	s.log.Info("statement refused", "rule", d.Rule, "decision", "deny")
+	return &denial{rule: d.Rule, message: d.Message, hint: d.Hint}, stmtID
 }
 
 // judge analyses sql (a Query's text, or a Parse's when stmtName is

@@ -299,6 +299,19 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			s.track.push(item{kind: itemSync})
 		case 'F':
 			s.inFlight.Add(1)
+			if d, id := s.judgeFunctionCall(ctx, body); d != nil {
+				// A failed FunctionCall and a failed Query are answered the
+				// same way (ErrorResponse, ReadyForQuery), so the sentinel
+				// rides in a Query.
+				var q string
+				d.marker, q = s.sentinels.next()
+				out = appendQuery(out[:0], q)
+				s.track.push(item{kind: itemFunctionCall, denial: d, stmtID: id})
+				if _, err := w.Write(out); err != nil {
+					return err
+				}
+				continue
+			}
 			s.track.push(item{kind: itemFunctionCall})
 		case 'd':
 			if s.rec != nil && !s.recordClient("copy", s.maskText(string(body)), nil) {

@@ -127,3 +127,14 @@ func BenchmarkMsgReader(b *testing.B) {
 		}
 	}
 }
+
+func TestUnsafeClientEncoding(t *testing.T) {
+	for enc, want := range map[string]bool{
+		"UTF8": false, "utf-8": false, "SQL_ASCII": false, "LATIN1": false, "auto": false,
+		"SJIS": true, "shift_jis_2004": true, "Big5": true, "GBK": true, "gb18030": true, "UHC": true, "win950": true,
+	} {
+		if got := unsafeClientEncoding(enc); got != want {
+			t.Errorf("unsafeClientEncoding(%q) = %v, want %v", enc, got, want)
+		}
+	}
+}
