@@ -33,6 +33,12 @@ func TestAuditTrailOfASession(t *testing.T) {
 	if _, stderr, err := h.psql("writer", agentToken, "-c", "insert into orders (id, note) values (42, 'card 4111111111111111')"); err != nil {
 		t.Fatal(err, stderr)
 	}
+	// A bind parameter carrying a card number, through the extended protocol.
+	pc := h.mustConnect("writer", agentToken)
+	if _, err := pc.Exec(context.Background(), "insert into orders (id, note) values ($1, $2)", 43, "paid with 5555555555554444"); err != nil {
+		t.Fatal(err)
+	}
+	pc.Close(context.Background())
 	_, _, _ = h.psql("writer", agentToken, "-c", "drop table payments")
 	_, _, _ = h.psql("writer", "wrong-token", "-c", "select 1")
 	h.stop() // flushes and checkpoints
@@ -48,7 +54,7 @@ func TestAuditTrailOfASession(t *testing.T) {
 		ev := &events(t, st)[i].Event
 		kinds[ev.Kind]++
 		switch {
-		case ev.Kind == audit.KindStatement && strings.HasPrefix(ev.Statement, "insert"):
+		case ev.Kind == audit.KindStatement && strings.HasPrefix(ev.Statement, "insert") && strings.Contains(ev.Statement, "(42,"):
 			insert = ev
 		case ev.Kind == audit.KindStatement && strings.HasPrefix(ev.Statement, "drop"):
 			drop = ev
@@ -72,6 +78,20 @@ func TestAuditTrailOfASession(t *testing.T) {
 	}
 	if strings.Contains(insert.Statement, "4111111111111111") || !strings.Contains(insert.Statement, "411111******1111") {
 		t.Errorf("literal card number not masked in the audit log: %q", insert.Statement)
+	}
+	var paramsSeen bool
+	for _, ie := range events(t, st) {
+		ev := ie.Event
+		if ev.Kind != audit.KindStatementOutcome || len(ev.Params) != 2 || ev.Params[1] == nil {
+			continue
+		}
+		paramsSeen = true
+		if p := *ev.Params[1]; strings.Contains(p, "5555555555554444") || !strings.Contains(p, "555555******4444") {
+			t.Errorf("bind parameter not masked in the audit log: %q", p)
+		}
+	}
+	if !paramsSeen {
+		t.Error("no outcome event carries the bind parameters")
 	}
 	if drop.Decision != "deny" || drop.Rule != "no-drop" {
 		t.Errorf("drop event: decision %q rule %q", drop.Decision, drop.Rule)

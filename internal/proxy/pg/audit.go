@@ -107,6 +107,7 @@ type outcome struct {
 	tag    string
 	code   string
 	msg    string
+	params []*string // an Execute's bind parameters, masked
 }
 
 // recordOutcome appends a completed statement's outcome. The statement
@@ -123,6 +124,7 @@ func (s *Session) recordOutcome(o outcome) {
 		out.Rows = rowsOf(o.tag)
 	}
 	ev.Outcome = out
+	ev.Params = o.params
 	ev.Extra = map[string]any{"statement_index": o.stmtID - 1}
 	if err := s.server.opts.Audit.AppendAfter(ev); err != nil {
 		s.server.opts.Metrics.AuditFailures.Inc()

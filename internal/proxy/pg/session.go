@@ -261,8 +261,12 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			if !ok {
 				return s.protocolError("malformed Bind message")
 			}
-			portals[portal] = portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
-			if s.rec != nil && !s.recordClient("bind", stmt, s.maskedParams(body)) {
+			pi := portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
+			if s.rec != nil || (pi.stmtID != 0 && s.server.opts.Audit != nil) {
+				pi.params = s.maskedParams(body)
+			}
+			portals[portal] = pi
+			if s.rec != nil && !s.recordClient("bind", stmt, pi.params) {
 				return nil
 			}
 			s.track.push(item{kind: itemBind, name: portal})
@@ -282,7 +286,7 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Execute message")
 			}
 			pi := portals[string(portal)]
-			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID})
+			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
 		case 'C':
 			if len(body) < 2 {
 				return s.protocolError("malformed Close message")
@@ -423,7 +427,7 @@ func (s *Session) targetToClient() error {
 			tag, _, _ := cstring(body)
 			if it, ok := s.track.front(); ok && it.kind == itemExecute {
 				s.track.pop()
-				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag)})
+				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag), params: it.params})
 			} else if ok && it.kind == itemQuery && it.stmtID != 0 {
 				queryTag = string(tag)
 			}
@@ -444,7 +448,7 @@ func (s *Session) targetToClient() error {
 				if it.kind == itemQuery {
 					queryCode, queryMsg = code, msg
 				} else if it.kind != itemSync && it.kind != itemFunctionCall {
-					s.recordOutcome(outcome{stmtID: it.stmtID, code: code, msg: msg})
+					s.recordOutcome(outcome{stmtID: it.stmtID, code: code, msg: msg, params: it.params})
 				}
 			}
 			if ok {

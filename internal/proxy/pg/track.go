@@ -43,6 +43,9 @@ type item struct {
 	// denial, when set, is the policy decision that replaced this item's
 	// statement with the sentinel; its error is rewritten into 42501.
 	denial *denial
+	// params are an Execute's bind parameters, masked, for its audited
+	// outcome.
+	params []*string
 }
 
 // tracker is the queue shared by the two relay directions.
@@ -109,6 +112,7 @@ type portalInfo struct {
 	stmt    string
 	formats []int16
 	stmtID  uint64 // the audited statement the portal runs
+	params  []*string
 }
 
 // parseBind reads the portal, statement and result format codes of a Bind.
