@@ -65,7 +65,8 @@ go build -o "$work/relayonly" ./bench/relayonly
 export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHOUSE_API_LISTEN="127.0.0.1:$api_port" \
   SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
   AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
-"$work/gatehouse" serve --config examples/pci.yaml 2>"$work/gatehouse.log" &
+sed 's/^  approver_groups: \[security\]$/&\n  pprof: true/' examples/pci.yaml > "$work/pci.yaml"
+"$work/gatehouse" serve --config "$work/pci.yaml" 2>"$work/gatehouse.log" &
 gh_pid=$!
 pids+=($gh_pid)
 for _ in $(seq 50); do grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && break; sleep 0.2; done
@@ -99,6 +100,14 @@ run() { # target script mode clients
   tps[$k]=$(awk -v a="${tps[$k]:-0}" -v b="$t" 'BEGIN{print a+b}')
   lat[$k]=$(awk -v a="${lat[$k]:-0}" -v b="$l" 'BEGIN{print a+b}')
 }
+if [ -n "${PROFILE:-}" ]; then
+  # PROFILE=extended: a 10 s CPU profile of gatehouse under 8 clients.
+  (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c 8 -j 2 -T 12 "${conn[gatehouse]}" >/dev/null 2>&1 &)
+  sleep 1
+  curl -s -o bench/gatehouse.prof "http://127.0.0.1:$api_port/debug/pprof/profile?seconds=10"
+  go tool pprof -top -nodecount 40 "$work/gatehouse" bench/gatehouse.prof | head -50
+  exit 0
+fi
 for r in $(seq "$ROUNDS"); do
   for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
     for t in "${targets[@]}"; do run "$t" "$s" "$m" "$c"; done

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +24,8 @@ type Options struct {
 	// Ready reports whether the gateway is serving; /healthz answers 503
 	// while it is not (starting, draining).
 	Ready func() bool
+	// Pprof serves /debug/pprof (config api.pprof).
+	Pprof bool
 
 	// The audit trail and recordings API (/api/v1/audit, /api/v1/sessions;
 	// see Trail) is served when Store is set. Requests are refused with 503
@@ -57,6 +60,11 @@ func NewHandler(opts Options) http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}))
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if opts.Store != nil {
 		registerAudit(mux, opts)
 	}

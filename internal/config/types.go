@@ -190,6 +190,9 @@ type API struct {
 	AuditorGroups []string `yaml:"auditor_groups"`
 	// ApproverGroups may list and decide approvals (rules name reviewers too).
 	ApproverGroups []string `yaml:"approver_groups"`
+	// Pprof serves Go's /debug/pprof on the API listener, for profiling.
+	// Off by default: profiles reveal internals (never secrets or data).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Store is where the audit log, checkpoints and recordings live.

@@ -161,7 +161,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.apiLn = ln
 		g.api = &http.Server{
 			Handler: api.NewHandler(api.Options{
-				Metrics: g.metrics, Ready: g.ready.Load,
+				Metrics: g.metrics, Ready: g.ready.Load, Pprof: g.cfg.API.Pprof,
 				Store: g.store, Audit: g.audit, Verifier: g.verifier,
 				AuditorGroups:       g.cfg.API.AuditorGroups,
 				CheckpointVerifiers: g.cpVerifiers,
