@@ -41,6 +41,8 @@ func commands() map[string]command {
 
 		"audit":    {"query, verify and export the audit trail: audit query|verify|export …", runAudit},
 		"sessions": {"list, show and replay session recordings: sessions list|show|replay …", runSessions},
+
+		"approvals": {"list and decide held statements: approvals list|show|approve|deny …", runApprovals},
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +28,10 @@ type Options struct {
 	Ready func() bool
 	// Pprof serves /debug/pprof (config api.pprof).
 	Pprof bool
+	// Approvals serves /api/v1/approvals when set; ApproverGroups may list
+	// and decide (besides each request's reviewer groups).
+	Approvals      *approval.Broker
+	ApproverGroups []string
 
 	// The audit trail and recordings API (/api/v1/audit, /api/v1/sessions;
 	// see Trail) is served when Store is set. Requests are refused with 503
@@ -60,6 +66,9 @@ func NewHandler(opts Options) http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}))
+	if opts.Approvals != nil {
+		ApprovalRoutes(mux, opts.Approvals, opts.Verifier, opts.ApproverGroups)
+	}
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -17,6 +17,7 @@ type Config struct {
 	Shutdown    Shutdown     `yaml:"shutdown"`
 	Store       Store        `yaml:"store"`
 	Audit       Audit        `yaml:"audit"`
+	Approvals   Approvals    `yaml:"approvals"`
 
 	// Path is the file the config was loaded from.
 	Path string `yaml:"-"`
@@ -147,6 +148,9 @@ type Rule struct {
 	Reviewers []string `yaml:"reviewers"`
 	Message   string   `yaml:"message"`
 	Hint      string   `yaml:"hint"`
+	// Approvals is how many distinct reviewers must approve a statement a
+	// review rule holds (default 1).
+	Approvals int `yaml:"approvals"`
 }
 
 // Masking configures response masking.
@@ -219,6 +223,37 @@ type Audit struct {
 	// the gateway's reach.
 	CheckpointFile    string `yaml:"checkpoint_file"`
 	CheckpointWebhook string `yaml:"checkpoint_webhook"`
+}
+
+// Approvals configures statements held by review rules.
+type Approvals struct {
+	// Timeout is how long a held statement waits for a decision before it
+	// expires (default 15m). Clients' own timeouts must be longer.
+	Timeout time.Duration `yaml:"timeout"`
+	// Replica identifies this gateway among replicas sharing a store; it
+	// must be unique and stable across restarts (default: host name and
+	// PostgreSQL listen address). On start a replica withdraws the requests
+	// its previous run held.
+	Replica string         `yaml:"replica"`
+	Notify  ApprovalNotify `yaml:"notify"`
+}
+
+// ApprovalNotify says where new requests are announced. Failed
+// notifications are logged and retried; they never fail the request.
+type ApprovalNotify struct {
+	Webhook *ApprovalWebhook `yaml:"webhook"`
+	Slack   *ApprovalSlack   `yaml:"slack"`
+}
+
+// ApprovalWebhook posts a signed JSON body per request.
+type ApprovalWebhook struct {
+	URL    string `yaml:"url"`
+	Secret Secret `yaml:"secret"` // HMAC-SHA256 key of X-Gatehouse-Signature
+}
+
+// ApprovalSlack posts to a Slack incoming webhook.
+type ApprovalSlack struct {
+	URL Secret `yaml:"url"` // a secret reference: the URL is the credential
 }
 
 // Shutdown bounds a graceful stop.

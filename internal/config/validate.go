@@ -106,6 +106,20 @@ func (l *loader) provision(c *Config) {
 	if c.Store.Driver == "sqlite" && c.Store.Path == "" && c.DataDir != "" {
 		c.Store.Path = filepath.Join(c.DataDir, "gatehouse.db")
 	}
+	if c.Approvals.Timeout == 0 {
+		c.Approvals.Timeout = 15 * time.Minute
+	}
+	if w := c.Approvals.Notify.Webhook; w != nil {
+		l.secret(&w.Secret, "approvals.notify.webhook.secret")
+	}
+	if sl := c.Approvals.Notify.Slack; sl != nil {
+		l.secret(&sl.URL, "approvals.notify.slack.url")
+	}
+	for i := range c.Policy.Rules {
+		if c.Policy.Rules[i].Approvals == 0 {
+			c.Policy.Rules[i].Approvals = 1
+		}
+	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = 5 * time.Second
 	}
@@ -280,6 +294,19 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 
+	if c.Approvals.Timeout < time.Minute || c.Approvals.Timeout > 24*time.Hour {
+		l.errorf("approvals.timeout", "between 1m and 24h", "out of range: %s", c.Approvals.Timeout)
+	}
+	if w := c.Approvals.Notify.Webhook; w != nil {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://127.") && !strings.HasPrefix(w.URL, "http://localhost") {
+			l.errorf("approvals.notify.webhook.url", "https, or http on loopback", "bad webhook URL %q", w.URL)
+		}
+	}
+	for i, r := range c.Policy.Rules {
+		if r.Approvals < 1 || (r.Approvals > 1 && r.Action != "review") {
+			l.errorf(fmt.Sprintf("policy.rules[%d].approvals", i), "at least 1, and more only on review rules", "bad value %d", r.Approvals)
+		}
+	}
 	switch c.Store.Driver {
 	case "sqlite":
 	case "postgres":

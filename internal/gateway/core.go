@@ -87,5 +87,9 @@ func core(cfg *config.Config) (*pgproxy.Inspection, *mask.Masker, []pgproxy.Colu
 			return nil, nil, nil, cfg.ErrorAt(fmt.Sprintf("masking.columns[%d].strategy", i), "", err)
 		}
 	}
-	return &pgproxy.Inspection{Analyzer: sqlpg.NewAnalyzer(analysisCacheSize), Policies: pols}, m, cols, nil
+	required := map[string]int{}
+	for _, r := range cfg.Policy.Rules {
+		required[r.Name] = r.Approvals
+	}
+	return &pgproxy.Inspection{Analyzer: sqlpg.NewAnalyzer(analysisCacheSize), Policies: pols, Required: required}, m, cols, nil
 }

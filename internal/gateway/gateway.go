@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/api"
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -42,6 +43,7 @@ type Gateway struct {
 	// verifier authenticates API callers as the data path does its clients.
 	verifier    *identity.Verifier
 	cpVerifiers note.Verifiers
+	broker      *approval.Broker
 	ready       atomic.Bool
 	wg          sync.WaitGroup
 	serveErr    chan error
@@ -77,6 +79,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		st.Close()
 		return nil, err
 	}
+	broker, err := newBroker(cfg, st, auditLog, masker, logger.With("component", "approval"))
+	if err != nil {
+		_ = auditLog.Shutdown(ctx)
+		st.Close()
+		return nil, err
+	}
 	pg, err := pgproxy.NewServer(pgproxy.Options{
 		Gateway:     cfg,
 		TLS:         tlsCfg,
@@ -86,15 +94,17 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		ColumnRules: columns,
 		Audit:       auditLog,
 		Recordings:  st,
+		Approvals:   broker,
 		Logger:      logger.With("component", "postgres"),
 		Metrics:     m,
 	})
 	if err != nil {
+		_ = broker.Shutdown(ctx)
 		_ = auditLog.Shutdown(ctx)
 		st.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: logger, metrics: m, pg: pg, store: st, audit: auditLog,
+	g := &Gateway{broker: broker, cfg: cfg, log: logger, metrics: m, pg: pg, store: st, audit: auditLog,
 		verifier: verifier, cpVerifiers: cpVerifiers, serveErr: make(chan error, 2)}
 	return g, nil
 }
@@ -165,6 +175,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 				Store: g.store, Audit: g.audit, Verifier: g.verifier,
 				AuditorGroups:       g.cfg.API.AuditorGroups,
 				CheckpointVerifiers: g.cpVerifiers,
+				Approvals:           g.broker,
+				ApproverGroups:      g.cfg.API.ApproverGroups,
 				Logger:              g.log.With("component", "api"),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -227,6 +239,11 @@ func (g *Gateway) Errors() <-chan error { return g.serveErr }
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.ready.Store(false)
 	g.log.Info("gatehouse stopping", "active_sessions", g.pg.ActiveSessions())
+	// The broker first: it withdraws held statements, whose sessions then
+	// get their refusal instead of spending the drain waiting.
+	if berr := g.broker.Shutdown(ctx); berr != nil {
+		g.log.Error("approvals: shutdown", "err", berr)
+	}
 	err := g.pg.Shutdown(ctx)
 	if g.api != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

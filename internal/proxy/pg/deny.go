@@ -17,6 +17,11 @@ type denial struct {
 	hint    string
 	marker  string // the sentinel's marker, to recognise its error
 	code    string // SQLSTATE; 42501 when empty
+	// reviewers are the groups that may approve a review decision.
+	reviewers []string
+	// decided marks a review that a reviewer (or expiry) turned down.
+	decided bool
+	detail  string
 }
 
 // sentinels replace denied statements. A denied statement must still make
@@ -58,9 +63,17 @@ func (d *denial) errorFor() *pgError {
 		what = "statement refused under"
 	}
 	detail := ""
-	if d.review {
+	switch {
+	case d.decided:
+		what = "statement not approved under rule"
+	case d.code == codeQueryCanceled:
+		what = "statement withdrawn from review under rule"
+	case d.review:
 		what = "statement requires approval under rule"
-		detail = "review rules hold a statement for a reviewer's approval; approvals are not enabled on this gateway yet, so it was refused"
+		detail = "review rules hold a statement for a reviewer's approval; approvals are not enabled on this gateway, so it was refused"
+	}
+	if d.detail != "" {
+		detail = d.detail
 	}
 	msg := fmt.Sprintf("gatehouse: %s %q", what, d.rule)
 	if d.message != "" {

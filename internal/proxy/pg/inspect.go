@@ -17,6 +17,9 @@ type Inspection struct {
 	// Policies holds one compiled policy per connection name (each with
 	// that connection's default action).
 	Policies map[string]*policy.Policy
+	// Required is how many distinct approvals each review rule needs (by
+	// rule name; missing means 1).
+	Required map[string]int
 }
 
 // ruleFunctionCall names the refusal of fast-path FunctionCall messages.
@@ -68,7 +71,7 @@ func (s *Session) judge(ctx context.Context, sql string, stmtName *string) (d *d
 	stmtID, auditDenial := s.auditStatement(ctx, sql, j)
 	if worst.Action != policy.Allow {
 		s.log.Info("statement refused", "rule", worst.Rule, "decision", worst.Action.String())
-		return &denial{rule: worst.Rule, review: worst.Action == policy.Review, message: worst.Message, hint: worst.Hint}, stmtID
+		return &denial{rule: worst.Rule, review: worst.Action == policy.Review, reviewers: worst.Reviewers, message: worst.Message, hint: worst.Hint}, stmtID
 	}
 	if auditDenial != nil {
 		return auditDenial, 0

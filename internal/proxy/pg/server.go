@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -26,6 +27,15 @@ import (
 // *identity.Verifier implements it.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*identity.Principal, error)
+}
+
+// Approvals is the approval broker as the data path uses it;
+// *approval.Broker implements it.
+type Approvals interface {
+	Request(ctx context.Context, r approval.Request) (*approval.Request, error)
+	Wait(ctx context.Context, id string) (*approval.Request, error)
+	Withdraw(ctx context.Context, id, reason string) error
+	Bind(statement string, params [][]byte) string
 }
 
 // Options configure a Server. Gateway, Verifier, Logger and Metrics are
@@ -42,6 +52,8 @@ type Options struct {
 	// Audit receives every session and statement event; a statement runs
 	// only after its event is durable. nil disables auditing.
 	Audit *audit.Log
+	// Approvals holds review decisions for a human; nil refuses them.
+	Approvals Approvals
 	// Recordings stores session recordings; nil disables recording.
 	Recordings  store.Store
 	ColumnRules []ColumnRule
@@ -229,6 +241,10 @@ func (s *Server) cancel(ctx context.Context, pid uint32, secret []byte) {
 	s.mu.Unlock()
 	if sess == nil || subtle.ConstantTimeCompare(sess.clientSecret, secret) != 1 {
 		s.log.Warn("cancel request for an unknown session dropped")
+		return
+	}
+	if sess.cancelHold() {
+		sess.log.Info("cancel request withdrew a statement held for approval")
 		return
 	}
 	if err := sess.target.cancel(ctx); err != nil {

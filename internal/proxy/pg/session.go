@@ -68,6 +68,13 @@ type Session struct {
 	// target→client direction's scratch for splitting rows.
 	rec     *record.Recorder
 	recVals [][]byte
+
+	// held is the statement waiting for approval, if any.
+	held atomic.Pointer[reviewWait]
+	// cw writes to the client. The target→client direction owns it; a
+	// notice from the other direction (a held statement) takes cwMu too.
+	cwMu sync.Mutex
+	cw   *bufio.Writer
 }
 
 // run relays until either side ends, then closes both.
@@ -172,7 +179,8 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 	idle := lim.IdleTimeout
 	portals := map[string]portalInfo{}
 	stmtIDs := map[string]uint64{} // prepared statement name → audited statement
-	var out []byte                 // rewritten messages
+	reviews := map[string]reviewInfo{}
+	var out []byte // rewritten messages
 	for {
 		if r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
@@ -218,6 +226,24 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return nil
 			}
 			d, id := s.judge(ctx, string(sql), nil)
+			if d != nil && d.review && s.server.opts.Approvals != nil {
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				held := append([]byte(nil), frameOf(typ, body, raw)...)
+				refusal, gone := s.review(ctx, r, d, string(sql), nil)
+				if gone {
+					return nil
+				}
+				if refusal == nil {
+					s.track.push(item{kind: itemQuery, stmtID: id})
+					if _, err := w.Write(held); err != nil {
+						return err
+					}
+					continue
+				}
+				d = refusal
+			}
 			if d != nil {
 				var q string
 				d.marker, q = s.sentinels.next()
@@ -243,6 +269,15 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return nil
 			}
 			d, id := s.judge(ctx, string(sql), &stmtName)
+			if d != nil && d.review && s.server.opts.Approvals != nil {
+				// Parsing runs nothing: the statement is held at its
+				// Execute, where its parameters are known.
+				reviews[stmtName] = reviewInfo{d: d, sql: string(sql)}
+				stmtIDs[stmtName] = id
+				s.track.push(item{kind: itemParse, name: stmtName})
+				break
+			}
+			delete(reviews, stmtName)
 			if d != nil {
 				var q string
 				d.marker, q = s.sentinels.next()
@@ -262,6 +297,16 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Bind message")
 			}
 			pi := portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
+			if rv, ok := reviews[stmt]; ok {
+				pi.review, pi.sql = rv.d, rv.sql
+				vals, _, _ := bindParams(body)
+				for _, v := range vals {
+					if v != nil {
+						v = append([]byte(nil), v...)
+					}
+					pi.raw = append(pi.raw, v)
+				}
+			}
 			if s.rec != nil || (pi.stmtID != 0 && s.server.opts.Audit != nil) {
 				pi.params = s.maskedParams(body)
 			}
@@ -286,6 +331,34 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				return s.protocolError("malformed Execute message")
 			}
 			pi := portals[string(portal)]
+			if pi.review != nil {
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				held := append([]byte(nil), frameOf(typ, body, raw)...)
+				refusal, gone := s.review(ctx, r, pi.review, pi.sql, pi.raw)
+				if gone {
+					return nil
+				}
+				if refusal != nil {
+					// A Parse that fails in analysis stands in for the
+					// Execute: the target answers with the error and skips
+					// to Sync, as it would after a failed Execute.
+					var q string
+					refusal.marker, q = s.sentinels.next()
+					out = appendParse(out[:0], "gatehouse_"+refusal.marker, q)
+					s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params, denial: refusal})
+					if _, err := w.Write(out); err != nil {
+						return err
+					}
+					continue
+				}
+				s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
+				if _, err := w.Write(held); err != nil {
+					return err
+				}
+				continue
+			}
 			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
 		case 'C':
 			if len(body) < 2 {
@@ -296,6 +369,7 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				delete(portals, string(name))
 			} else {
 				delete(stmtIDs, string(name))
+				delete(reviews, string(name))
 			}
 			s.track.push(item{kind: itemClose, name: string(name), stmt: string(body[:1])})
 		case 'S':
@@ -340,6 +414,9 @@ func (s *Session) protocolError(msg string) error {
 func (s *Session) targetToClient() error {
 	r := newMsgReader(s.target.conn, readBufSize, 1<<30)
 	w := bufio.NewWriterSize(s.client, writeBufSize)
+	s.cwMu.Lock()
+	s.cw = w
+	s.cwMu.Unlock()
 	rm := &rowMasker{m: s.server.opts.Masker}
 	var (
 		stmtDesc   = map[string]*rowDesc{}
@@ -352,12 +429,17 @@ func (s *Session) targetToClient() error {
 	)
 	for {
 		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
+			s.cwMu.Lock()
+			err := w.Flush()
+			s.cwMu.Unlock()
+			if err != nil {
 				return err
 			}
 		}
 		typ, body, raw, err := r.Next()
 		if err != nil {
+			s.cwMu.Lock()
+			defer s.cwMu.Unlock()
 			if reason := s.killReason.Load(); reason != nil {
 				_, _ = w.Write(reason.appendTo(nil))
 				_ = w.Flush()
@@ -492,6 +574,8 @@ func (s *Session) targetToClient() error {
 			}
 		}
 		if mErr != nil {
+			s.cwMu.Lock()
+			defer s.cwMu.Unlock()
 			return s.maskFailure(w, mErr)
 		}
 		if s.rec != nil {
@@ -509,7 +593,10 @@ func (s *Session) targetToClient() error {
 		if len(out) != len(body) || (len(out) > 0 && &out[0] != &body[0]) {
 			raw = nil // rewritten: frame it anew
 		}
-		if err := writeMsg(w, typ, out, raw); err != nil {
+		s.cwMu.Lock()
+		err = writeMsg(w, typ, out, raw)
+		s.cwMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -535,4 +622,19 @@ func isTimeout(err error) bool {
 
 func isClosedErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// reviewInfo is a parsed statement that needs approval before it runs.
+type reviewInfo struct {
+	d   *denial
+	sql string
+}
+
+// frameOf returns a message's framed bytes: raw when the reader had it
+// contiguous, else a new frame.
+func frameOf(typ byte, body, raw []byte) []byte {
+	if raw != nil {
+		return raw
+	}
+	return appendMsg(nil, typ, func(b []byte) []byte { return append(b, body...) })
 }

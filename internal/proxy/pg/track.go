@@ -113,6 +113,11 @@ type portalInfo struct {
 	formats []int16
 	stmtID  uint64 // the audited statement the portal runs
 	params  []*string
+	// review is set when the portal's statement needs approval before it
+	// runs; sql and raw (the bind values) bind the approval request.
+	review *denial
+	sql    string
+	raw    [][]byte
 }
 
 // parseBind reads the portal, statement and result format codes of a Bind.

@@ -79,6 +79,20 @@ func (m *msgReader) Next() (typ byte, body, raw []byte, err error) {
 	return typ, body, nil, nil
 }
 
+// waitReadable blocks until the client sends more or the connection ends,
+// leaving what arrives buffered for Next. It first consumes the previous
+// message, whose body must no longer be in use.
+func (m *msgReader) waitReadable() error {
+	if m.pending > 0 {
+		if _, err := m.r.Discard(m.pending); err != nil {
+			return err
+		}
+		m.pending = 0
+	}
+	_, err := m.r.Peek(1)
+	return err
+}
+
 // Buffered reports whether another message may be read without blocking;
 // the relay flushes its writer when it is about to block.
 func (m *msgReader) Buffered() int { return m.r.Buffered() - m.pending }
