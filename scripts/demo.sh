@@ -9,7 +9,7 @@ root=$(pwd)
 export PATH="/usr/local/go/bin:$PATH"
 bash scripts/install-deps.sh
 
-demo="$root/.demo"
+demo="${DEMO_DIR:-$root/.demo}"
 mkdir -p "$demo"
 chmod 755 "$demo"
 # shellcheck source=scripts/lib.sh
