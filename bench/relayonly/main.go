@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/gatehouse/gatehouse/internal/certs"
@@ -28,9 +29,23 @@ func main() {
 	path := flag.String("config", "", "config file (the same as gatehouse serve's)")
 	listen := flag.String("listen", "", "override listeners.postgres.address")
 	plaintext := flag.Bool("plaintext-loopback", false, "let loopback clients skip TLS (measures TLS's share)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until the process stops")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "relayonly:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "relayonly:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*path, *listen, *plaintext); err != nil {
 		fmt.Fprintln(os.Stderr, "relayonly:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -765,6 +765,7 @@ func BenchmarkAppendParallel8(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
+	cpu := storetest.CPUTime()
 	var (
 		wg   sync.WaitGroup
 		next = make(chan struct{}, 64)
@@ -790,6 +791,51 @@ func BenchmarkAppendParallel8(b *testing.B) {
 	st2 := l.Stats()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(st2.Events)/float64(max(st2.Batches, 1)), "events/batch")
+	storetest.ReportCPU(b, cpu)
+}
+
+// BenchmarkStatementParallel8 is the gateway's pattern at 8 clients: per op a
+// durable statement event, then its outcome queued to ride the next commit.
+func BenchmarkStatementParallel8(b *testing.B) {
+	ctx := context.Background()
+	l := benchLog(b)
+	ev := stmt(1)
+	out := audit.Event{Kind: audit.KindStatementOutcome, SessionID: ev.SessionID, Principal: ev.Principal,
+		Source: ev.Source, Connection: ev.Connection, Role: ev.Role, Database: ev.Database, Protocol: ev.Protocol,
+		Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}, Extra: map[string]any{"statement_index": 41}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := storetest.CPUTime()
+	var (
+		wg   sync.WaitGroup
+		next = make(chan struct{}, 64)
+	)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				if _, err := l.Append(ctx, ev); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := l.AppendAfter(out); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < b.N; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	b.StopTimer()
+	st := l.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "statements/s")
+	b.ReportMetric(float64(st.Events)/float64(max(st.Batches, 1)), "events/batch")
+	storetest.ReportCPU(b, cpu)
 }
 
 // BenchmarkAppendSerial is one client's cost of a durable append: the
@@ -800,9 +846,12 @@ func BenchmarkAppendSerial(b *testing.B) {
 	ev := stmt(1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := storetest.CPUTime()
 	for i := 0; i < b.N; i++ {
 		if _, err := l.Append(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	storetest.ReportCPU(b, cpu)
 }

@@ -195,19 +195,21 @@ func (l *Log) AppendAfter(ev Event) error {
 // enqueue stamps, encodes and queues ev for the committer.
 func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 	req := &request{done: make(chan result, 1), lazy: lazy}
+	// Normalising (re-encoding the facts, sorting tables) does not depend
+	// on the time: do it before taking the lock.
+	ce, err := ev.canonical()
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return nil, ErrClosed
 	}
 	// Stamping, encoding and queueing under one lock keeps queue order and
-	// time order the same. Encoding costs microseconds.
-	ev.Time = l.nowLocked()
-	ce, err := ev.canonical()
-	var data []byte
-	if err == nil {
-		data, err = marshal(ce)
-	}
+	// time order the same. Encoding the canonical event costs microseconds.
+	ce.Time = l.nowLocked()
+	data, err := marshal(ce)
 	if err != nil {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)

@@ -8,12 +8,21 @@
 // and signed checkpoints. Building leaves and trees is the audit package's
 // job; the store keeps the rows durable and in order.
 //
-// Appends are serialised by the head row: AppendEvents locks it (SQLite: the
-// write transaction is BEGIN IMMEDIATE; PostgreSQL: SELECT … FOR UPDATE),
-// checks that the records continue the log exactly where the head says it
-// ends, and returns ErrConflict otherwise. Two replicas can therefore never
-// give two events the same index, and a writer that lost the race rebuilds its
-// batch on the new head.
+// Appends are serialised by the head row: AppendEvents checks under the
+// row's lock that the records continue the log exactly where the head says it
+// ends (SQLite: the head is read inside a BEGIN IMMEDIATE transaction;
+// PostgreSQL: one statement updates the head only where its size is the
+// batch's first index and inserts the rows only if it did), and returns
+// ErrConflict otherwise. Two replicas can therefore never give two events the
+// same index, and a writer that lost the race rebuilds its batch on the new
+// head.
+//
+// Appends are the hot path (one durable transaction per statement a client
+// runs), so each is one round trip on PostgreSQL and, on SQLite, runs on a
+// connection of its own whose statements are prepared once: modernc's
+// database/sql driver parses SQL on every execution. Every secondary index
+// costs each append a b-tree insert and a page in the WAL; see
+// migrations/*/0001_audit.sql for which filters have one.
 //
 // The event, event-table and checkpoint tables reject UPDATE and DELETE with
 // triggers. That is defence in depth, not the security boundary: anyone who

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -77,55 +76,66 @@ func (p *Postgres) migrate(ctx context.Context) error {
 	})
 }
 
-// AppendEvents implements Store. The head row is locked with SELECT … FOR
-// UPDATE, so replicas append one after the other and never reuse an index.
+// pgAppendSQL appends a batch in one statement, so one round trip and one
+// commit: the head update succeeds only if the head still ends where the
+// batch starts, and the inserts run only if it did. Under READ COMMITTED a
+// replica whose UPDATE waited on the row lock re-checks the condition
+// against the head the winner committed, finds it changed and writes
+// nothing, so two replicas can never use the same index.
+const pgAppendSQL = `WITH head AS (
+	UPDATE audit_head SET size = $1, hashes = $2 WHERE id = 1 AND size = $3 RETURNING 1
+), events AS (
+	INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
+	SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[],
+		$10::text[], $11::text[], $12::text[], $13::bytea[])
+	WHERE EXISTS (SELECT FROM head)
+), tables AS (
+	INSERT INTO audit_event_tables (name, idx)
+	SELECT * FROM unnest($14::text[], $15::bigint[])
+	WHERE EXISTS (SELECT FROM head)
+)
+SELECT count(*) FROM head`
+
+// AppendEvents implements Store. See pgAppendSQL for how replicas are
+// serialised.
 func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) error {
 	if err := checkAppend(recs, next); err != nil {
 		return err
 	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var (
-			size   int64
-			hashes []byte
-		)
-		if err := tx.QueryRow(ctx, `SELECT size, hashes FROM audit_head WHERE id = 1 FOR UPDATE`).Scan(&size, &hashes); err != nil {
-			return err
+	n := len(recs)
+	var (
+		idx, ts                                           = make([]int64, n), make([]int64, n)
+		kind, session, principal, conn, decision, outcome = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		data                                              = make([]string, n)
+		hash                                              = make([][]byte, n)
+		tableName                                         []string
+		tableIdx                                          []int64
+	)
+	for i := range recs {
+		r := &recs[i]
+		idx[i], ts[i] = r.Index, r.Time.UnixNano()
+		kind[i], session[i], principal[i], conn[i] = r.Kind, r.SessionID, r.Principal, r.Connection
+		decision[i], outcome[i], data[i], hash[i] = r.Decision, r.Outcome, string(r.Data), r.Hash[:]
+		for _, t := range uniqueTables(*r) {
+			tableName, tableIdx = append(tableName, t), append(tableIdx, r.Index)
 		}
-		if size != recs[0].Index {
-			hs, err := decodeHashes(hashes)
-			if err != nil {
-				return err
-			}
-			return &ConflictError{Head: Head{Size: size, Hashes: hs}}
+	}
+	var appended int64
+	err := p.pool.QueryRow(ctx, pgAppendSQL, next.Size, encodeHashes(next.Hashes), recs[0].Index,
+		idx, ts, kind, session, principal, conn, decision, outcome, data, hash, tableName, tableIdx).Scan(&appended)
+	if err == nil && appended == 0 {
+		// Another writer appended first. The head read now is at least as
+		// new as the one the UPDATE saw.
+		h, herr := p.Head(ctx)
+		if herr != nil {
+			return fmt.Errorf("store: append events: %w", herr)
 		}
-		var tables [][]any
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-			[]string{"idx", "ts", "kind", "session_id", "principal", "connection", "decision", "outcome", "data", "hash"},
-			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-				r := recs[i]
-				for _, t := range uniqueTables(r) {
-					tables = append(tables, []any{t, r.Index})
-				}
-				return []any{r.Index, r.Time.UnixNano(), r.Kind, r.SessionID, r.Principal, r.Connection,
-					r.Decision, r.Outcome, string(r.Data), r.Hash[:]}, nil
-			}))
-		if err != nil {
-			return err
-		}
-		if len(tables) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_event_tables"}, []string{"name", "idx"},
-				pgx.CopyFromRows(tables)); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `UPDATE audit_head SET size = $1, hashes = $2 WHERE id = 1`,
-			next.Size, encodeHashes(next.Hashes))
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrConflict) {
+		return &ConflictError{Head: h}
+	}
+	if err != nil {
 		return fmt.Errorf("store: append events: %w", err)
 	}
-	return err
+	return nil
 }
 
 // Head implements Store.

@@ -6,15 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
+	"unsafe"
 
+	"modernc.org/libc"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLite is the embedded store: one database file (plus its -wal and -shm
 // files) in the data directory.
 type SQLite struct {
-	db *sql.DB
+	db  *sql.DB
+	app *sqliteAppender // AppendEvents' own connection
 }
 
 var _ Store = (*SQLite)(nil)
@@ -26,10 +31,12 @@ const SQLiteBusyTimeout = 5 * time.Second
 // OpenSQLite opens (creating if needed) the database file at path and brings
 // its schema up to date.
 //
-// The connection runs in WAL mode with synchronous=FULL, so a committed
+// Every connection runs in WAL mode with synchronous=FULL, so a committed
 // transaction has been fsynced to the WAL: AppendEvents returning nil means
 // the events survive a power loss. Write transactions start with BEGIN
-// IMMEDIATE so that the head row is read under the write lock.
+// IMMEDIATE so that the head row is read under the write lock. AppendEvents
+// has a connection of its own (see sqliteAppender); the rest share a
+// database/sql pool.
 func OpenSQLite(path string) (*SQLite, error) {
 	v := url.Values{}
 	for _, p := range []string{
@@ -48,6 +55,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	}
 	s := &SQLite{db: db}
 	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	if s.app, err = openSQLiteAppender(path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
@@ -105,48 +116,7 @@ func (s *SQLite) AppendEvents(ctx context.Context, recs []Record, next Head) err
 	if err := checkAppend(recs, next); err != nil {
 		return err
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var (
-			size   int64
-			hashes []byte
-		)
-		if err := tx.QueryRowContext(ctx, `SELECT size, hashes FROM audit_head WHERE id = 1`).Scan(&size, &hashes); err != nil {
-			return err
-		}
-		if size != recs[0].Index {
-			hs, err := decodeHashes(hashes)
-			if err != nil {
-				return err
-			}
-			return &ConflictError{Head: Head{Size: size, Hashes: hs}}
-		}
-		ev, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
-			(idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ev.Close()
-		tb, err := tx.PrepareContext(ctx, `INSERT INTO audit_event_tables (name, idx) VALUES (?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer tb.Close()
-		for _, r := range recs {
-			if _, err := ev.ExecContext(ctx, r.Index, r.Time.UnixNano(), r.Kind, r.SessionID, r.Principal,
-				r.Connection, r.Decision, r.Outcome, string(r.Data), r.Hash[:]); err != nil {
-				return err
-			}
-			for _, t := range uniqueTables(r) {
-				if _, err := tb.ExecContext(ctx, t, r.Index); err != nil {
-					return err
-				}
-			}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET size = ?, hashes = ? WHERE id = 1`,
-			next.Size, encodeHashes(next.Hashes))
-		return err
-	})
+	err := s.app.append(ctx, recs, next)
 	if err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("store: append events: %w", err)
 	}
@@ -243,4 +213,350 @@ func (s *SQLite) checkpoints(ctx context.Context, query string) ([]Checkpoint, e
 }
 
 // Close implements Store.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	return errors.Join(s.app.close(), s.db.Close())
+}
+
+// sqliteAppender is AppendEvents' own connection to the database, kept
+// apart from the database/sql pool. modernc's driver parses a statement
+// again on every execution (its prepared statements keep only the SQL
+// text), which cost an append more than its fsync; this connection talks to
+// SQLite's C API (as transpiled by modernc) directly and keeps its
+// statements prepared for the store's lifetime.
+//
+// It is one connection: appends through one store run one at a time, which
+// is all audit.Log asks for (it has one committer). Other writers to the
+// same file (another handle, another process) are serialised by SQLite's
+// write lock, and the head read under it catches their appends.
+type sqliteAppender struct {
+	mu    sync.Mutex // guards every field; held for a whole append
+	tls   *libc.TLS
+	db    uintptr // sqlite3*; 0 once closed
+	stmts [numAppendStmts]uintptr
+	// buf is C memory the bound text and blobs are copied into; SQLite
+	// reads it (SQLITE_STATIC) until the statement is reset.
+	buf    uintptr
+	bufCap int
+}
+
+// The appender's statements, prepared once.
+const (
+	stmtBegin = iota
+	stmtHead
+	stmtEvent
+	stmtTable
+	stmtSetHead
+	stmtCommit
+	stmtRollback
+	numAppendStmts
+)
+
+var appendSQL = [numAppendStmts]string{
+	stmtBegin: `BEGIN IMMEDIATE`,
+	stmtHead:  `SELECT size, hashes FROM audit_head WHERE id = 1`,
+	stmtEvent: `INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
+	stmtTable:    `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
+	stmtSetHead:  `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+	stmtCommit:   `COMMIT`,
+	stmtRollback: `ROLLBACK`,
+}
+
+// openSQLiteAppender opens the appender's connection on the database at
+// path, whose schema must be current. Its pragmas are the pool's: WAL is a
+// property of the file, synchronous=FULL is set here, per connection.
+func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
+	a := &sqliteAppender{tls: libc.NewTLS()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	cpath, err := libc.CString(path)
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(a.tls, cpath)
+	pdb := a.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer a.tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	rc := sqlite3.Xsqlite3_open_v2(a.tls, cpath, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	a.db = *(*uintptr)(cptr(pdb))
+	if rc != sqlite3.SQLITE_OK {
+		return nil, a.errLocked(rc, "open")
+	}
+	sqlite3.Xsqlite3_extended_result_codes(a.tls, a.db, 1)
+	sqlite3.Xsqlite3_busy_timeout(a.tls, a.db, int32(SQLiteBusyTimeout.Milliseconds()))
+	for _, p := range []string{`PRAGMA journal_mode = WAL`, `PRAGMA synchronous = FULL`, `PRAGMA foreign_keys = 1`} {
+		if err := a.execLocked(p); err != nil {
+			return nil, err
+		}
+	}
+	for i, q := range appendSQL {
+		cq, err := libc.CString(q)
+		if err != nil {
+			return nil, err
+		}
+		pstmt := a.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+		rc := sqlite3.Xsqlite3_prepare_v3(a.tls, a.db, cq, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pstmt, 0)
+		a.stmts[i] = *(*uintptr)(cptr(pstmt))
+		a.tls.Free(int(unsafe.Sizeof(uintptr(0))))
+		libc.Xfree(a.tls, cq)
+		if rc != sqlite3.SQLITE_OK {
+			return nil, a.errLocked(rc, "prepare")
+		}
+	}
+	if err := a.growLocked(4096); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// cptr turns the address of C memory (allocated by modernc's libc, never
+// the Go heap) into a pointer. It reinterprets the word rather than
+// converting it, which go vet's unsafeptr check would flag although the
+// memory is not the garbage collector's.
+func cptr(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
+
+func (a *sqliteAppender) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tls == nil {
+		return nil
+	}
+	var err error
+	for i, s := range a.stmts {
+		if s != 0 {
+			sqlite3.Xsqlite3_finalize(a.tls, s)
+			a.stmts[i] = 0
+		}
+	}
+	if a.db != 0 {
+		if rc := sqlite3.Xsqlite3_close_v2(a.tls, a.db); rc != sqlite3.SQLITE_OK {
+			err = a.errLocked(rc, "close")
+		}
+		a.db = 0
+	}
+	if a.buf != 0 {
+		libc.Xfree(a.tls, a.buf)
+		a.buf, a.bufCap = 0, 0
+	}
+	a.tls.Close()
+	a.tls = nil
+	return err
+}
+
+var errAppenderClosed = errors.New("sqlite: store is closed")
+
+// append runs one append transaction: BEGIN IMMEDIATE takes the write lock,
+// the head read under it decides between appending and a ConflictError.
+func (a *sqliteAppender) append(ctx context.Context, recs []Record, next Head) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.db == 0 {
+		return errAppenderClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ctx.Done() != nil {
+		// Cancellation interrupts the statement running (a wait for the
+		// lock, say); the deferred wait makes sure the interrupt cannot
+		// land on a later append.
+		db, done := a.db, make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(done)
+			sqlite3.Xsqlite3_interrupt(nil, db)
+		})
+		defer func() {
+			if !stop() {
+				<-done
+			}
+		}()
+	}
+	if err := a.stepLocked(stmtBegin); err != nil {
+		return a.ctxErr(ctx, err)
+	}
+	err := a.appendLocked(recs, next)
+	if err == nil {
+		err = a.stepLocked(stmtCommit)
+	}
+	if err != nil {
+		// Every statement has been reset, so the rollback runs even after an
+		// interrupt. A failed COMMIT may already have rolled back.
+		if sqlite3.Xsqlite3_get_autocommit(a.tls, a.db) == 0 {
+			if rerr := a.stepLocked(stmtRollback); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
+		return a.ctxErr(ctx, err)
+	}
+	return nil
+}
+
+func (a *sqliteAppender) ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}
+
+func (a *sqliteAppender) appendLocked(recs []Record, next Head) error {
+	tls := a.tls
+	h := a.stmts[stmtHead]
+	rc := sqlite3.Xsqlite3_step(tls, h)
+	if rc != sqlite3.SQLITE_ROW {
+		if rc == sqlite3.SQLITE_DONE {
+			sqlite3.Xsqlite3_reset(tls, h)
+			return errors.New("audit_head has no row")
+		}
+		err := a.errLocked(rc, "read head")
+		sqlite3.Xsqlite3_reset(tls, h)
+		return err
+	}
+	size := sqlite3.Xsqlite3_column_int64(tls, h, 0)
+	if size != recs[0].Index {
+		p, n := sqlite3.Xsqlite3_column_blob(tls, h, 1), sqlite3.Xsqlite3_column_bytes(tls, h, 1)
+		var b []byte
+		if n > 0 {
+			b = append(b, unsafe.Slice((*byte)(cptr(p)), n)...)
+		}
+		sqlite3.Xsqlite3_reset(tls, h)
+		hs, err := decodeHashes(b)
+		if err != nil {
+			return err
+		}
+		return &ConflictError{Head: Head{Size: size, Hashes: hs}}
+	}
+	sqlite3.Xsqlite3_reset(tls, h)
+
+	ev, tb := a.stmts[stmtEvent], a.stmts[stmtTable]
+	for i := range recs {
+		r := &recs[i]
+		need := len(r.Kind) + len(r.SessionID) + len(r.Principal) + len(r.Connection) +
+			len(r.Decision) + len(r.Outcome) + len(r.Data) + len(r.Hash)
+		if err := a.growLocked(need); err != nil {
+			return err
+		}
+		w := a.writer()
+		sqlite3.Xsqlite3_bind_int64(tls, ev, 1, r.Index)
+		sqlite3.Xsqlite3_bind_int64(tls, ev, 2, r.Time.UnixNano())
+		for j, v := range [...]string{r.Kind, r.SessionID, r.Principal, r.Connection, r.Decision, r.Outcome} {
+			p, n := w.put(v)
+			sqlite3.Xsqlite3_bind_text(tls, ev, int32(3+j), p, n, 0)
+		}
+		p, n := w.putBytes(r.Data)
+		sqlite3.Xsqlite3_bind_text(tls, ev, 9, p, n, 0)
+		p, n = w.putBytes(r.Hash[:])
+		sqlite3.Xsqlite3_bind_blob(tls, ev, 10, p, n, 0)
+		if err := a.stepLocked(stmtEvent); err != nil {
+			return err
+		}
+		for _, t := range uniqueTables(*r) {
+			if err := a.growLocked(len(t)); err != nil {
+				return err
+			}
+			w := a.writer()
+			p, n := w.put(t)
+			sqlite3.Xsqlite3_bind_text(tls, tb, 1, p, n, 0)
+			sqlite3.Xsqlite3_bind_int64(tls, tb, 2, r.Index)
+			if err := a.stepLocked(stmtTable); err != nil {
+				return err
+			}
+		}
+	}
+
+	hashes := encodeHashes(next.Hashes)
+	if err := a.growLocked(len(hashes)); err != nil {
+		return err
+	}
+	w := a.writer()
+	sh := a.stmts[stmtSetHead]
+	sqlite3.Xsqlite3_bind_int64(tls, sh, 1, next.Size)
+	p, n := w.putBytes(hashes)
+	sqlite3.Xsqlite3_bind_blob(tls, sh, 2, p, n, 0)
+	return a.stepLocked(stmtSetHead)
+}
+
+// stepLocked runs statement i to completion and resets it.
+func (a *sqliteAppender) stepLocked(i int) error {
+	s := a.stmts[i]
+	rc := sqlite3.Xsqlite3_step(a.tls, s)
+	var err error
+	if rc != sqlite3.SQLITE_DONE && rc != sqlite3.SQLITE_ROW {
+		err = a.errLocked(rc, "")
+	}
+	sqlite3.Xsqlite3_reset(a.tls, s)
+	return err
+}
+
+// execLocked runs sql once, unprepared.
+func (a *sqliteAppender) execLocked(sql string) error {
+	q, err := libc.CString(sql)
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(a.tls, q)
+	if rc := sqlite3.Xsqlite3_exec(a.tls, a.db, q, 0, 0, 0); rc != sqlite3.SQLITE_OK {
+		return a.errLocked(rc, sql)
+	}
+	return nil
+}
+
+// errLocked is the error for result code rc with SQLite's message, which
+// names the cause (a constraint, a trigger's RAISE, a full disk).
+func (a *sqliteAppender) errLocked(rc int32, op string) error {
+	msg := "unknown error"
+	if a.db != 0 {
+		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(a.tls, a.db))
+	}
+	if op != "" {
+		return fmt.Errorf("sqlite: %s: %s (%d)", op, msg, rc)
+	}
+	return fmt.Errorf("sqlite: %s (%d)", msg, rc)
+}
+
+// growLocked makes buf hold at least n bytes. The previous contents need not
+// survive: it is called only between statements.
+func (a *sqliteAppender) growLocked(n int) error {
+	if n <= a.bufCap && a.buf != 0 {
+		return nil
+	}
+	n = max(n, 2*a.bufCap, 4096)
+	p := libc.Xmalloc(a.tls, libc.Tsize_t(n))
+	if p == 0 {
+		return fmt.Errorf("sqlite: cannot allocate %d bytes", n)
+	}
+	if a.buf != 0 {
+		libc.Xfree(a.tls, a.buf)
+	}
+	a.buf, a.bufCap = p, n
+	return nil
+}
+
+func (a *sqliteAppender) writer() bufWriter {
+	return bufWriter{base: a.buf, mem: unsafe.Slice((*byte)(cptr(a.buf)), a.bufCap)}
+}
+
+// bufWriter fills the appender's C buffer front to back for one statement's
+// bindings. An empty value still gets a valid address: a null pointer
+// would bind SQL NULL.
+type bufWriter struct {
+	base uintptr
+	mem  []byte
+	off  int
+}
+
+func (w *bufWriter) put(s string) (uintptr, int32) {
+	p := w.base + uintptr(w.off)
+	w.off += copy(w.mem[w.off:], s)
+	return p, int32(len(s))
+}
+
+func (w *bufWriter) putBytes(b []byte) (uintptr, int32) {
+	p := w.base + uintptr(w.off)
+	w.off += copy(w.mem[w.off:], b)
+	return p, int32(len(b))
+}

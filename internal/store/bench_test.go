@@ -1,0 +1,44 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
+)
+
+// BenchmarkAppendEvents is one durable append transaction per op: batch 2 is
+// one client's statement plus the previous outcome, batch 16 what group
+// commit gathers under load.
+func BenchmarkAppendEvents(b *testing.B) {
+	open := map[string]func(b *testing.B) store.Store{
+		"sqlite": func(b *testing.B) store.Store {
+			s, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+		"postgres": func(b *testing.B) store.Store {
+			c := pgtest.Shared(b)
+			s, err := store.OpenPostgres(context.Background(), c.DSN(c.NewDatabase(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		for _, batch := range []int{2, 16} {
+			b.Run(fmt.Sprintf("%s/batch=%d", name, batch), func(b *testing.B) {
+				s := open[name](b)
+				defer s.Close()
+				storetest.BenchAppend(b, s, batch)
+			})
+		}
+	}
+}
