@@ -23,6 +23,8 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # runuser does not pass the signal on: stop pgbouncer by its config path.
+  pkill -f "$work/pgbouncer.ini" 2>/dev/null || true
   pg_cluster_down "$work"
   rm -rf "$work"
 }

@@ -84,18 +84,38 @@ func TestGuardrailCorpusThroughPsql(t *testing.T) {
 	for _, c := range loadGuardrails(t) {
 		t.Run(c.ID, func(t *testing.T) {
 			before := targetState(h)
-			_, stderr, err := h.psql("writer", agentToken, "-c", c.SQL)
-			refused := strings.Contains(stderr, "gatehouse:")
+			type result struct {
+				stderr string
+				err    error
+			}
+			done := make(chan result, 1)
+			go func() {
+				_, stderr, err := h.psql("writer", agentToken, "-c", c.SQL)
+				done <- result{stderr, err}
+			}()
+			if c.Verdict == "review" {
+				// Held for a reviewer: the request names the rule; deny it.
+				req := h.pending(t)
+				if req.Rule == "" || req.Statement == "" {
+					t.Errorf("approval request: %+v", req)
+				}
+				if code, b := h.api(t, "POST", "/api/v1/approvals/"+req.ID+"/deny", approverToken, map[string]string{"reason": "corpus check"}); code != 200 {
+					t.Fatalf("deny: %d %s", code, b)
+				}
+			}
+			res := <-done
+			stderr, err := res.stderr, res.err
+			refused := strings.Contains(stderr, "ERROR:  gatehouse:")
 			switch c.Verdict {
 			case "deny", "review":
 				if err == nil || !refused {
 					t.Fatalf("%s (%s) was not refused: err=%v stderr=%s", c.SQL, c.Why, err, stderr)
 				}
-				if !strings.Contains(stderr, "42501") && !strings.Contains(stderr, "rule") {
+				if !strings.Contains(stderr, "rule") {
 					t.Errorf("refusal does not carry the rule: %s", stderr)
 				}
-				if c.Verdict == "review" && !strings.Contains(stderr, "approval") {
-					t.Errorf("review verdict without its own message: %s", stderr)
+				if c.Verdict == "review" && !strings.Contains(stderr, "corpus check") {
+					t.Errorf("review verdict does not carry the reviewer's reason: %s", stderr)
 				}
 				if after := targetState(h); after != before {
 					t.Errorf("denied statement changed the target:\nbefore %s\nafter  %s", before, after)

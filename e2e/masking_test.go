@@ -180,11 +180,19 @@ func TestColumnRuleShowsOnlyLastFour(t *testing.T) {
 	if out != want {
 		t.Errorf("payments.pan through the column rule:\n%s\nwant\n%s", out, want)
 	}
-	// Not a plain column reference: the rule cannot see it, the detectors
-	// still mask (at most BIN and last four).
-	out, _, err = h.psql("reader", agentToken, "-c", "select pan || '' from payments where id = 1")
-	if err != nil || strings.TrimSpace(out) != "411111******1111" {
-		t.Errorf("expression over pan: %q %v", out, err)
+	// Not a plain column reference: the column rule cannot see it, so the
+	// reference policy denies it (protect-pan-expressions) ...
+	for _, q := range []string{"select pan || '' from payments where id = 1", "select reverse(pan) from payments", "select p from payments p", "select id from payments where pan like '4111%'"} {
+		_, stderr, err := h.psql("reader", agentToken, "-c", q)
+		if err == nil || !strings.Contains(stderr, "protect-pan-expressions") {
+			t.Errorf("%s: %v %s", q, err, stderr)
+		}
+	}
+	// ... and where a card number still comes back transformed-but-whole,
+	// the detectors mask it (at most BIN and last four).
+	out, _, err = h.psql("reader", agentToken, "-c", "select note from orders where id = 2")
+	if err != nil || !strings.Contains(out, "4111 11** **** 1111") {
+		t.Errorf("detector masking: %q %v", out, err)
 	}
 }
 
@@ -250,4 +258,19 @@ func TestMaskingInErrorsNoticesNotificationsAndCopy(t *testing.T) {
 			t.Errorf("copy payments: %v %s", err, stderr)
 		}
 	})
+}
+
+// TestBinaryCopyOutRefused: binary COPY output cannot be masked (numbers in
+// binary, no column rules), so it is withheld with a clear error.
+func TestBinaryCopyOutRefused(t *testing.T) {
+	h := newHarness(t)
+	c := h.mustConnect("reader", agentToken)
+	var buf strings.Builder
+	_, err := c.PgConn().CopyTo(context.Background(), &buf, "COPY (SELECT id, note FROM orders) TO STDOUT WITH (FORMAT binary)")
+	if err == nil || !strings.Contains(err.Error(), "could not mask") {
+		t.Fatalf("binary COPY: %v", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("binary COPY sent %d bytes before the refusal", buf.Len())
+	}
 }

@@ -16,6 +16,8 @@
 //	touches(names, "payments")         any name matches, in any schema (pg.MatchName)
 //	touches(names, ["a", "b"])         any name matches any pattern
 //	calls(stmt, "pg_read_file")        touches(stmt.functions, …)
+//	touches_column(stmt.column_exprs, "payments.pan")
+//	                                   a column fact lists pan of payments (pg.MatchColumn)
 //	matches_name(name, "payments")     one name, one pattern
 //	has_group("security")              "security" in principal.groups
 //

@@ -189,6 +189,11 @@ func newEnv() (*cel.Env, error) {
 				cel.BinaryBinding(touches)),
 			cel.Overload("touches_list_list", []*cel.Type{cel.ListType(cel.StringType), cel.ListType(cel.StringType)}, cel.BoolType,
 				cel.BinaryBinding(touches))),
+		cel.Function("touches_column",
+			cel.Overload("touches_column_list_string", []*cel.Type{cel.ListType(cel.StringType), cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(touchesColumn)),
+			cel.Overload("touches_column_list_list", []*cel.Type{cel.ListType(cel.StringType), cel.ListType(cel.StringType)}, cel.BoolType,
+				cel.BinaryBinding(touchesColumn))),
 		cel.Function("calls",
 			cel.Overload("calls_stmt_string", []*cel.Type{cel.ObjectType("pg.Statement"), cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(calls)),
@@ -223,11 +228,16 @@ func stringsOf(v ref.Val) ([]string, bool) {
 }
 
 // anyMatch reports whether a name of names matches one of the patterns
-// held by p (a string or a list of strings).
+// held by p (a string or a list of strings) by pg.MatchName.
 func anyMatch(names []string, p ref.Val) ref.Val {
+	return anyMatchBy(names, p, pg.MatchName)
+}
+
+// anyMatchBy is anyMatch with another matcher.
+func anyMatchBy(names []string, p ref.Val, match func(name, pattern string) bool) ref.Val {
 	if s, ok := p.(types.String); ok {
 		for _, n := range names {
-			if pg.MatchName(n, string(s)) {
+			if match(n, string(s)) {
 				return types.True
 			}
 		}
@@ -235,11 +245,11 @@ func anyMatch(names []string, p ref.Val) ref.Val {
 	}
 	pats, ok := stringsOf(p)
 	if !ok {
-		return types.NewErr("touches: patterns must be strings")
+		return types.NewErr("patterns must be strings")
 	}
 	for _, n := range names {
 		for _, pat := range pats {
-			if pg.MatchName(n, pat) {
+			if match(n, pat) {
 				return types.True
 			}
 		}
@@ -255,6 +265,17 @@ func touches(list, pattern ref.Val) ref.Val {
 		return types.NewErr("touches: names must be a list of strings")
 	}
 	return anyMatch(names, pattern)
+}
+
+// touchesColumn(list, pattern) reports whether any column in list (one of
+// the statement's column facts) matches pattern (or any of a list of
+// patterns) by pg.MatchColumn.
+func touchesColumn(list, pattern ref.Val) ref.Val {
+	names, ok := stringsOf(list)
+	if !ok {
+		return types.NewErr("touches_column: columns must be a list of strings")
+	}
+	return anyMatchBy(names, pattern, pg.MatchColumn)
 }
 
 // calls(stmt, pattern) is touches(stmt.functions, pattern).

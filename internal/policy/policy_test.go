@@ -139,6 +139,9 @@ func TestDocExamples(t *testing.T) {
       "ref" in principal.claims && principal.claims.ref == "refs/heads/main"`,
 		`role == "writer" && !(principal.claims.?repository.orValue("") == "acme/shop")`,
 		`touches(stmt.reads, ["a", "b*"]) && matches_name("public.x", "x") && session.id != ""`,
+		`touches_column(stmt.column_exprs, "payments.pan") || touches(stmt.whole_row_reads, "payments") ||
+      touches_column(stmt.filter_exprs, "payments.pan")`,
+		`touches_column(stmt.filter_columns, ["public.payments.pan", "customers.*"])`,
 	} {
 		if _, err := Compile(Config{Rules: []Rule{{Name: "doc", When: when, Action: Deny}}}); err != nil {
 			t.Errorf("%s: %v", when, err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -568,6 +569,12 @@ func (s *Session) targetToClient() error {
 			}
 		case 'H': // CopyOutResponse: overall format first
 			copyBinary = len(body) > 0 && body[0] == 1
+			if copyBinary && rm.m != nil {
+				// Binary COPY carries numbers (a card number in a bigint or
+				// numeric column) that cannot be masked in place, and no
+				// column rule applies to COPY: refuse it (fail closed).
+				mErr = fmt.Errorf("%w: binary COPY output cannot be masked; use COPY … TO STDOUT in text or CSV format", errUnmaskable)
+			}
 		case 'd':
 			if rm.m != nil {
 				out, mErr = rm.maskCopyData(body, copyBinary)

@@ -83,7 +83,7 @@ func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
 		a.put(sql, an)
 		return an, an.syntaxError()
 	}
-	if norm != sql {
+	if norm != sql && !gluedParam(norm) {
 		// Only an analysis that holds for every text normalising to norm
 		// may stand in for this one; an entry stored under norm as some
 		// other client's literal text (a parse error, set_config($1, …))
@@ -99,6 +99,28 @@ func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
 	an := analyzeText(sql, false)
 	a.put(sql, an)
 	return an, an.syntaxError()
+}
+
+// gluedParam reports whether a $n placeholder in normalised text follows an
+// identifier character. Normalize replaces only the string of a typed
+// literal written without a space (text'x', N'x'), and "text$1" then lexes
+// as one identifier: the normalised text is a different statement, whose
+// facts must not stand in for the original's.
+func gluedParam(norm string) bool {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(norm[i:], '$')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i == 0 || i+1 >= len(norm) || norm[i+1] < '0' || norm[i+1] > '9' {
+			continue
+		}
+		c := norm[i-1]
+		if c == '_' || c == '$' || c >= 0x80 || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z' {
+			return true
+		}
+	}
 }
 
 // analyzeText parses and walks text. With normalized set it returns nil when
@@ -131,6 +153,7 @@ func analyzeText(text string, normalized bool) *Analysis {
 		st := &Statement{Command: commandTag(raw.Stmt)}
 		w := walker{st: st, normalized: normalized}
 		w.walk(raw.Stmt)
+		w.finishColumns()
 		if w.err != nil {
 			return nil
 		}

@@ -59,6 +59,14 @@ func listField(st *Statement, field string) []string {
 		return st.Settings
 	case "merge_actions":
 		return st.MergeActions
+	case "column_exprs":
+		return st.ColumnExprs
+	case "whole_row_reads":
+		return st.WholeRowReads
+	case "filter_columns":
+		return st.FilterColumns
+	case "filter_exprs":
+		return st.FilterExprs
 	case "objects":
 		var out []string
 		for _, o := range st.Objects {
@@ -366,6 +374,21 @@ func TestCacheAgrees(t *testing.T) {
 		"SELECT 1; DROP TABLE payments",
 		"SELECT 2; DROP TABLE payments",
 		"UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+		// Typed literals written without a space: the normalised text
+		// (text$1) lexes as an identifier.
+		"SELECT!A$1",
+		"SELECT!A''",
+		"SELECT set_config(text'log_statement', 'none', false)",
+		"SELECT N'4111111111111111' FROM payments UNION SELECT pan FROM payments",
+		// Positions name columns: which one depends on the constant.
+		"SELECT DISTINCT ON ($1) id, pan FROM payments",
+		"SELECT DISTINCT ON (1) id, pan FROM payments",
+		"SELECT DISTINCT ON (2) id, pan FROM payments",
+		"SELECT id, pan FROM payments ORDER BY 1",
+		"SELECT id, pan FROM payments ORDER BY 2",
+		"SELECT id, pan FROM payments GROUP BY 2, 1",
+		"SELECT id FROM payments WHERE pan = '4111111111111111'",
+		"SELECT id FROM payments WHERE pan LIKE '4111%'",
 	}
 	cached := NewAnalyzer(100)
 	for pass := range 3 {

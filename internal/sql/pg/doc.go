@@ -4,7 +4,9 @@
 // updates, deletes, truncates, drops, alters, renames and creates, the
 // functions it calls, privilege and role changes, settings it changes,
 // COPY, SELECT INTO, EXPLAIN ANALYZE, MERGE actions, prepared statements,
-// and whether its effect is opaque (DO, CALL, CREATE FUNCTION, …). Policy
+// whether its effect is opaque (DO, CALL, CREATE FUNCTION, …), and how it
+// uses column values: read through expressions, as whole rows, or in
+// predicates and ordering (columns.go), which column masking cannot see. Policy
 // (package policy) judges these facts; this package judges nothing.
 //
 // Facts are collected from the whole parse tree by a reflective walk, so a

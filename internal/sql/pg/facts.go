@@ -42,6 +42,45 @@ type Statement struct {
 	// the name as written (qualified when written qualified).
 	Functions []string `json:"functions,omitempty"`
 
+	// Column facts, for rules that protect a column the gateway masks.
+	// Column masking finds a column by the table and attribute PostgreSQL
+	// reports in RowDescription, which it does only for a plain column
+	// reference in a SELECT list or RETURNING; these lists name the other
+	// ways a statement can read or probe a column. Each column appears as
+	// "table.column", the table named as in FROM whatever alias the
+	// statement gave it, and as the bare "column". Resolution works without
+	// the catalog and over-matches: an unqualified column is attributed to
+	// every table in scope (enclosing queries' included); a column of a
+	// subquery in FROM or a CTE to the columns it is made of; a column no
+	// FROM item can hold to every relation the statement reads; and a
+	// column whose name cannot be known (under a column alias list over *,
+	// in a recursive CTE) as "table.*", meaning any column of the table.
+	//
+	// ColumnExprs lists columns read through anything other than a plain
+	// reference (pan, p.pan, *, p.*) in a SELECT list or RETURNING:
+	// function and operator arguments, casts, CASE, aggregates, window
+	// functions, row constructors, subqueries used as values, FROM-clause
+	// functions, UPDATE … SET and VALUES expressions (which can copy a value
+	// to a column no masking rule knows), whole-row values, and every
+	// output column of a UNION, INTERSECT or EXCEPT operand (PostgreSQL
+	// reports no table for a set operation's columns).
+	ColumnExprs []string `json:"column_exprs,omitempty"`
+	// WholeRowReads lists tables read as one composite value: SELECT p FROM
+	// payments p, row_to_json(p), to_jsonb(p.*), p::text, ROW(p.*). Their
+	// columns are in ColumnExprs too, as "table.*".
+	WholeRowReads []string `json:"whole_row_reads,omitempty"`
+	// FilterColumns lists columns tested in WHERE, JOIN … ON or USING
+	// (NATURAL JOIN: "table.*" of both sides), HAVING, or that rows are
+	// sorted, grouped, partitioned or made DISTINCT ON by (ORDER BY 1 and
+	// output names count). FilterExprs is the subset used in any way other
+	// than a lookup — a top-level (ANDed) column = constant or $n, or
+	// column IS [NOT] NULL — that is, with LIKE, regular expressions,
+	// ranges, IN, ANY, functions, casts, comparisons with other columns, OR,
+	// NOT, sorting or grouping: predicates that can recover a value piece by
+	// piece.
+	FilterColumns []string `json:"filter_columns,omitempty"`
+	FilterExprs   []string `json:"filter_exprs,omitempty"`
+
 	Privileges []Privilege  `json:"privileges,omitempty"`
 	Roles      []RoleChange `json:"roles,omitempty"`
 

@@ -42,6 +42,32 @@ func MatchName(name, pattern string) bool {
 	return nSchema == pSchema || strings.HasSuffix(nSchema, "."+pSchema)
 }
 
+// MatchColumn reports whether a column as a Statement's column facts list
+// it ("payments.pan", "public.payments.pan", "payments.*" for any column of
+// payments, or a bare "pan") matches pattern.
+//
+//   - A qualified pattern ("payments.pan", "public.payments.pan") matches
+//     entries for that column, or for any column ("payments.*"), of a table
+//     matching the pattern's table by MatchName. Bare entries never match
+//     it: the analyser lists every column it can attribute with its table,
+//     and attributes one it cannot to every relation the statement reads, so
+//     a bare "pan" also appears as "payments.pan" exactly when the
+//     statement reads payments.
+//   - A bare pattern ("pan") matches that column, or any column, of any
+//     table, and the bare entry.
+//   - A pattern "payments.*" matches every column of payments.
+func MatchColumn(name, pattern string) bool {
+	pRel, pCol := splitLast(pattern)
+	nRel, nCol := splitLast(name)
+	if nCol != pCol && nCol != "*" && pCol != "*" {
+		return false
+	}
+	if pRel == "" {
+		return true
+	}
+	return nRel != "" && MatchName(nRel, pRel)
+}
+
 // splitLast splits "a.b.c" into "a.b" and "c".
 func splitLast(s string) (qual, last string) {
 	if i := strings.LastIndexByte(s, '.'); i >= 0 {

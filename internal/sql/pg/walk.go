@@ -32,6 +32,17 @@ type walker struct {
 	// own text but must not stand in for texts that normalise to it.
 	paramDependent bool
 	err            error
+
+	// Column facts (columns.go): the scope of the query level being
+	// walked, what column references met now are used for, the sources of
+	// the SELECT-list entry being walked, and columns to attribute once the
+	// statement's reads are all known.
+	scope   *scope
+	ctx     colCtx
+	collect *[]string
+	pending []pendingCol
+	// inRecursive is set while the CTEs of a WITH RECURSIVE are walked.
+	inRecursive bool
 }
 
 func nodeMessage(n *pg_query.Node) proto.Message {
@@ -61,66 +72,37 @@ func (w *walker) walk(msg proto.Message) {
 		add(&st.Reads, rangeVarName(n))
 		return
 
+	case *pg_query.ColumnRef:
+		w.columnRef(n)
+		return
+
+	case *pg_query.SubLink:
+		w.subLink(n)
+		return
+
 	case *pg_query.InsertStmt:
-		name := rangeVarName(n.Relation)
-		if w.planOnly > 0 {
-			add(&st.Reads, name)
-		} else {
-			add(&st.Inserts, name)
-			if oc := n.OnConflictClause; oc != nil && oc.Action == pg_query.OnConflictAction_ONCONFLICT_UPDATE {
-				add(&st.Updates, name)
-			}
-		}
-		w.children(n, "relation")
+		w.insertStmt(n)
 		return
 
 	case *pg_query.UpdateStmt:
-		w.target(&st.Updates, n.Relation)
-		w.children(n, "relation")
+		w.updateStmt(n)
 		return
 
 	case *pg_query.DeleteStmt:
-		w.target(&st.Deletes, n.Relation)
-		w.children(n, "relation")
+		w.deleteStmt(n)
 		return
 
 	case *pg_query.MergeStmt:
-		name := rangeVarName(n.Relation)
-		add(&st.Reads, name) // MERGE reads its target to match rows
-		for _, c := range n.MergeWhenClauses {
-			wc := c.GetMergeWhenClause()
-			if wc == nil {
-				continue
-			}
-			action := strings.ToLower(strings.TrimPrefix(wc.CommandType.String(), "CMD_"))
-			if w.planOnly == 0 {
-				add(&st.MergeActions, action)
-			}
-			switch wc.CommandType {
-			case pg_query.CmdType_CMD_UPDATE:
-				w.target(&st.Updates, n.Relation)
-			case pg_query.CmdType_CMD_INSERT:
-				w.target(&st.Inserts, n.Relation)
-			case pg_query.CmdType_CMD_DELETE:
-				w.target(&st.Deletes, n.Relation)
-			}
-		}
-		w.children(n, "relation")
+		w.mergeStmt(n)
 		return
 
 	case *pg_query.CommonTableExpr:
-		switch n.Ctequery.GetNode().(type) {
-		case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
-			if w.planOnly == 0 {
-				st.ModifyingCTE = true
-			}
-		}
+		// Met outside a WITH list the walker handles: walk it all the same.
+		w.cteQuery(n)
+		return
 
 	case *pg_query.SelectStmt:
-		if n.IntoClause != nil && w.planOnly == 0 {
-			w.into(n.IntoClause, pg_query.ObjectType_OBJECT_TABLE)
-		}
-		w.children(n, "into_clause")
+		w.selectStmt(n, false)
 		return
 
 	case *pg_query.CreateTableAsStmt:
