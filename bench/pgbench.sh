@@ -118,6 +118,21 @@ for r in $(seq "$ROUNDS"); do
 done
 
 rss=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
+
+# A 1,000,000-row SELECT * whose every row carries a card number (masked by
+# the detector on the way), through Gatehouse vs direct, same client (psql).
+big_line=""
+if [ "${BIGSELECT:-1}" = 1 ]; then
+  PGPASSWORD="$su_pw" psql -X -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" \
+    -c "CREATE TABLE big AS SELECT g AS id, '4111111111111111'::text AS pan, 'order ' || g AS note, now() AS created FROM generate_series(1, 1000000) g" \
+    -c "GRANT SELECT ON big TO shop_reader"
+  wall() { local s e; s=$(date +%s.%N); PGPASSWORD="$1" psql -X -A -t "$2" -c "select * from big" > "$work/big.out"; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}'; }
+  d=$(wall "$reader_pw" "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")
+  g=$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")
+  leaked=$(grep -c 4111111111111111 "$work/big.out" || true)
+  rss2=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
+  big_line="1,000,000-row masked SELECT *: direct ${d}s, gatehouse ${g}s ($(awk -v d="$d" -v g="$g" 'BEGIN{printf "%.2f", g/d}')x direct); unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
+fi
 printf '\n%-7s %-9s %-3s %-10s %10s %12s %14s %10s %12s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer"
 for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
   d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"
@@ -128,6 +143,7 @@ for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
   done
 done; done; done
 echo
+[ -n "$big_line" ] && echo "$big_line"
 echo "gatehouse peak RSS: ${rss} KiB; machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 cat <<NOTE
 added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
