@@ -331,6 +331,21 @@ func TestBadStartupInput(t *testing.T) {
 		}
 		waitFor(t, func() bool { return h.gw.ActiveSessions() == 0 }, "session to end")
 	})
+	t.Run("disconnect mid-COPY", func(t *testing.T) {
+		c := h.mustConnect("writer", agentToken)
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte("9001\tpartial\n"))
+			time.Sleep(200 * time.Millisecond)
+			c.PgConn().Conn().Close()
+			pw.Close()
+		}()
+		_, _ = c.PgConn().CopyFrom(context.Background(), pr, "COPY orders (id, note) FROM STDIN")
+		waitFor(t, func() bool { return h.gw.ActiveSessions() == 0 }, "session to end")
+		if got := h.scalar("select count(*)::text from orders where id = 9001"); got != "0" {
+			t.Errorf("a COPY cut off by a disconnect left %s rows", got)
+		}
+	})
 	t.Run("disconnect mid-query", func(t *testing.T) {
 		c := h.mustConnect("reader", agentToken)
 		go func() {
@@ -363,6 +378,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		`gatehouse_auth_failures_total{reason=`,
 		`gatehouse_bytes_total{connection="shop",direction="client_to_target"}`,
 		`gatehouse_sessions_active{connection="shop"} 0`,
+		`gatehouse_statement_duration_seconds_count{connection="shop"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

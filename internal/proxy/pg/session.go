@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/mask"
 	"github.com/gatehouse/gatehouse/internal/record"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Buffer sizes of the relay. Reads are buffered so that one syscall brings
@@ -61,6 +62,8 @@ type Session struct {
 	// prepared maps SQL-level and protocol-level prepared statement names
 	// to their facts; only the client→target direction touches it.
 	prepared *sqlpg.PreparedSet
+	// latency is the connection's statement latency histogram.
+	latency prometheus.Observer
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
 	tls      bool
@@ -81,6 +84,7 @@ type Session struct {
 func (s *Session) run(ctx context.Context) {
 	srv := s.server
 	m := srv.opts.Metrics
+	s.latency = m.StatementLatency.WithLabelValues(s.Connection.Name)
 	m.SessionsActive.WithLabelValues(s.Connection.Name).Inc()
 	m.SessionsTotal.WithLabelValues(s.Connection.Name).Inc()
 	s.log.Info("session started", "principal_groups", s.Principal.Groups, "target_user", s.Role.User)
@@ -235,7 +239,7 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 					return nil
 				}
 				if refusal == nil {
-					s.track.push(item{kind: itemQuery, stmtID: id})
+					s.track.push(item{start: time.Now(), kind: itemQuery, stmtID: id})
 					if _, err := w.Write(held); err != nil {
 						return err
 					}
@@ -247,13 +251,13 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				var q string
 				d.marker, q = s.sentinels.next()
 				out = appendQuery(out[:0], q)
-				s.track.push(item{kind: itemQuery, denial: d, stmtID: id})
+				s.track.push(item{start: time.Now(), kind: itemQuery, denial: d, stmtID: id})
 				if _, err := w.Write(out); err != nil {
 					return err
 				}
 				continue
 			}
-			s.track.push(item{kind: itemQuery, stmtID: id})
+			s.track.push(item{start: time.Now(), kind: itemQuery, stmtID: id})
 		case 'P':
 			name, rest, ok := cstring(body)
 			var sql []byte
@@ -346,19 +350,19 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 					var q string
 					refusal.marker, q = s.sentinels.next()
 					out = appendParse(out[:0], "gatehouse_"+refusal.marker, q)
-					s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params, denial: refusal})
+					s.track.push(item{start: time.Now(), kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params, denial: refusal})
 					if _, err := w.Write(out); err != nil {
 						return err
 					}
 					continue
 				}
-				s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
+				s.track.push(item{start: time.Now(), kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
 				if _, err := w.Write(held); err != nil {
 					return err
 				}
 				continue
 			}
-			s.track.push(item{kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
+			s.track.push(item{start: time.Now(), kind: itemExecute, name: string(portal), stmt: pi.stmt, formats: pi.formats, stmtID: pi.stmtID, params: pi.params})
 		case 'C':
 			if len(body) < 2 {
 				return s.protocolError("malformed Close message")
@@ -507,6 +511,7 @@ func (s *Session) targetToClient() error {
 			tag, _, _ := cstring(body)
 			if it, ok := s.track.front(); ok && it.kind == itemExecute {
 				s.track.pop()
+				s.observe(it)
 				s.recordOutcome(outcome{stmtID: it.stmtID, tag: string(tag), params: it.params})
 			} else if ok && it.kind == itemQuery && it.stmtID != 0 {
 				queryTag = string(tag)
@@ -544,7 +549,11 @@ func (s *Session) targetToClient() error {
 			}
 		case 'Z':
 			s.inFlight.Add(-1)
-			if it, ok := s.track.pop(); ok && it.kind == itemQuery && it.stmtID != 0 {
+			it, ok := s.track.pop()
+			if ok && it.kind == itemQuery {
+				s.observe(it)
+			}
+			if ok && it.kind == itemQuery && it.stmtID != 0 {
 				s.recordOutcome(outcome{stmtID: it.stmtID, tag: queryTag, code: queryCode, msg: queryMsg})
 			}
 			queryTag, queryCode, queryMsg = "", "", ""
@@ -641,4 +650,12 @@ func frameOf(typ byte, body, raw []byte) []byte {
 		return raw
 	}
 	return appendMsg(nil, typ, func(b []byte) []byte { return append(b, body...) })
+}
+
+// observe records a completed statement's latency: from its forwarding to
+// its completion (a held statement's wait for approval included).
+func (s *Session) observe(it item) {
+	if !it.start.IsZero() {
+		s.latency.Observe(time.Since(it.start).Seconds())
+	}
 }

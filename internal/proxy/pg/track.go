@@ -3,6 +3,7 @@ package pg
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 )
 
 // The tracker pairs target responses with the client messages that caused
@@ -46,6 +47,9 @@ type item struct {
 	// params are an Execute's bind parameters, masked, for its audited
 	// outcome.
 	params []*string
+	// start is when a Query or Execute was forwarded, for the statement
+	// latency histogram.
+	start time.Time
 }
 
 // tracker is the queue shared by the two relay directions.
