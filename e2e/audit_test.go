@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/record"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite"
 )
@@ -268,5 +270,59 @@ func TestAuditVerifyCommandCatchesTampering(t *testing.T) {
 	code, out := verify()
 	if code == 0 || !strings.Contains(out, "first bad event index") {
 		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
+	}
+}
+
+// TestKill9LosesNoAcknowledgedEvent: a statement the client saw complete
+// had its audit event committed first; kill -9 of the gateway right after
+// loses none of them.
+func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
+	h := newHarness(t)
+	h.stop() // only its database and environment are used
+	p := startProcess(t, h)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, p.connString("writer", agentToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := c.Exec(ctx, fmt.Sprintf("insert into orders (id, note) values (%d, 'k9')", 20000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown, no final checkpoint
+		t.Fatal(err)
+	}
+	err = <-p.done
+	p.done <- err
+	st, err := store.OpenSQLite(filepath.Join(p.dataDir, "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	found := 0
+	for _, ev := range events(t, st) {
+		if ev.Event.Kind == audit.KindStatement && strings.Contains(ev.Event.Statement, "'k9'") {
+			found++
+		}
+	}
+	if found != n {
+		t.Errorf("%d of %d acknowledged statements are in the audit log after kill -9", found, n)
+	}
+	vkey, err := os.ReadFile(filepath.Join(p.dataDir, "audit.key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vkey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(ctx, st, note.VerifierList(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 0 {
+		t.Errorf("verify after kill -9: %+v", rep.Findings)
 	}
 }

@@ -49,10 +49,11 @@ func gatehouseBinary(t *testing.T) string {
 
 // process is a `gatehouse serve` child process on examples/pci.yaml.
 type process struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *syncBuffer
-	done   chan error
+	cmd     *exec.Cmd
+	addr    string
+	dataDir string
+	stderr  *syncBuffer
+	done    chan error
 }
 
 func freeAddr(t *testing.T) string {
@@ -85,7 +86,7 @@ func startProcess(t *testing.T, h *harness, extraEnv ...string) *process {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Env = append(cmd.Env, extraEnv...)
-	p := &process{cmd: cmd, addr: env["GATEHOUSE_PG_LISTEN"], stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, addr: env["GATEHOUSE_PG_LISTEN"], dataDir: env["GATEHOUSE_DATA"], stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
