@@ -270,3 +270,61 @@ func TestApprovalAcrossReplicas(t *testing.T) {
 		t.Errorf("amount %s", got)
 	}
 }
+
+// TestSessionGrant: a review rule matching at connect time holds the
+// session until approved; the grant then lasts the rule's duration.
+func TestSessionGrant(t *testing.T) {
+	h := newHarness(t, withCfg(func(c *config.Config) {
+		c.Policy.Rules = append(c.Policy.Rules, config.Rule{
+			Name: "review-writer-sessions", When: `stmt.command == "" && role == "writer"`,
+			Action: "review", Reviewers: []string{"security"}, Approvals: 1, Grant: 2 * time.Second,
+		})
+	}))
+	type res struct {
+		c   *pgx.Conn
+		err error
+	}
+	connect := func() <-chan res {
+		ch := make(chan res, 1)
+		go func() {
+			c, err := h.connect("writer", agentToken)
+			ch <- res{c, err}
+		}()
+		return ch
+	}
+	// Readers are not held.
+	h.mustConnect("reader", agentToken)
+
+	pending := connect()
+	req := h.pending(t)
+	if !strings.Contains(req.Statement, "session as writer") {
+		t.Errorf("session request: %+v", req)
+	}
+	if code, b := h.api(t, "POST", "/api/v1/approvals/"+req.ID+"/approve", approverToken, map[string]string{}); code != 200 {
+		t.Fatalf("approve: %d %s", code, b)
+	}
+	r := <-pending
+	if r.err != nil {
+		t.Fatalf("approved session: %v", r.err)
+	}
+	defer r.c.Close(context.Background())
+	var user string
+	if err := r.c.QueryRow(context.Background(), "select current_user").Scan(&user); err != nil || user != "shop_writer" {
+		t.Fatalf("in the granted session: %q %v", user, err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := r.c.Exec(context.Background(), "select 1"); err == nil {
+		t.Error("the session outlived its grant")
+	}
+
+	// Denied: the connection attempt fails with the reviewer's reason.
+	pending = connect()
+	req = h.pending(t)
+	if code, b := h.api(t, "POST", "/api/v1/approvals/"+req.ID+"/deny", approverToken, map[string]string{"reason": "use the reader role"}); code != 200 {
+		t.Fatalf("deny: %d %s", code, b)
+	}
+	r = <-pending
+	if r.err == nil || pgCode(r.err) != "28000" || !strings.Contains(r.err.Error(), "use the reader role") {
+		t.Fatalf("denied session: %v", r.err)
+	}
+}

@@ -151,6 +151,10 @@ type Rule struct {
 	// Approvals is how many distinct reviewers must approve a statement a
 	// review rule holds (default 1).
 	Approvals int `yaml:"approvals"`
+	// Grant is how long an approved session lasts, for review rules that
+	// match at connect time (stmt.command == ""); default 1h, at most
+	// approvals.max_grant.
+	Grant time.Duration `yaml:"grant"`
 }
 
 // Masking configures response masking.
@@ -236,6 +240,8 @@ type Approvals struct {
 	// its previous run held.
 	Replica string         `yaml:"replica"`
 	Notify  ApprovalNotify `yaml:"notify"`
+	// MaxGrant caps session grants (default 8h).
+	MaxGrant time.Duration `yaml:"max_grant"`
 }
 
 // ApprovalNotify says where new requests are announced. Failed

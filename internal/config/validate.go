@@ -115,9 +115,15 @@ func (l *loader) provision(c *Config) {
 	if sl := c.Approvals.Notify.Slack; sl != nil {
 		l.secret(&sl.URL, "approvals.notify.slack.url")
 	}
+	if c.Approvals.MaxGrant == 0 {
+		c.Approvals.MaxGrant = 8 * time.Hour
+	}
 	for i := range c.Policy.Rules {
 		if c.Policy.Rules[i].Approvals == 0 {
 			c.Policy.Rules[i].Approvals = 1
+		}
+		if c.Policy.Rules[i].Grant == 0 {
+			c.Policy.Rules[i].Grant = min(time.Hour, c.Approvals.MaxGrant)
 		}
 	}
 	if c.Audit.CheckpointInterval == 0 {
@@ -303,6 +309,9 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 	for i, r := range c.Policy.Rules {
+		if r.Grant < 0 || r.Grant > c.Approvals.MaxGrant {
+			l.errorf(fmt.Sprintf("policy.rules[%d].grant", i), fmt.Sprintf("at most approvals.max_grant (%s)", c.Approvals.MaxGrant), "out of range: %s", r.Grant)
+		}
 		if r.Approvals < 1 || (r.Approvals > 1 && r.Action != "review") {
 			l.errorf(fmt.Sprintf("policy.rules[%d].approvals", i), "at least 1, and more only on review rules", "bad value %d", r.Approvals)
 		}

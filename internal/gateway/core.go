@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/mask"
@@ -87,9 +88,10 @@ func core(cfg *config.Config) (*pgproxy.Inspection, *mask.Masker, []pgproxy.Colu
 			return nil, nil, nil, cfg.ErrorAt(fmt.Sprintf("masking.columns[%d].strategy", i), "", err)
 		}
 	}
-	required := map[string]int{}
+	required, grants := map[string]int{}, map[string]time.Duration{}
 	for _, r := range cfg.Policy.Rules {
 		required[r.Name] = r.Approvals
+		grants[r.Name] = r.Grant
 	}
-	return &pgproxy.Inspection{Analyzer: sqlpg.NewAnalyzer(analysisCacheSize), Policies: pols, Required: required}, m, cols, nil
+	return &pgproxy.Inspection{Analyzer: sqlpg.NewAnalyzer(analysisCacheSize), Policies: pols, Required: required, Grants: grants}, m, cols, nil
 }

@@ -231,6 +231,10 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 	if _, ok := s.auditAuth(ctx, st, principal, dbname, user, "success", ""); !ok {
 		return nil, fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later")
 	}
+	authOKSent, err := s.admit(ctx, st, sess)
+	if err != nil {
+		return nil, err
+	}
 	keyLen := 4
 	if st.protocol == pgproto3.ProtocolVersion32 {
 		keyLen = 32
@@ -278,7 +282,9 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 
 	// The client now sees the target's own startup reply, with Gatehouse's
 	// BackendKeyData in place of the target's so cancels come to us.
-	st.backend.Send(&pgproto3.AuthenticationOk{})
+	if !authOKSent {
+		st.backend.Send(&pgproto3.AuthenticationOk{})
+	}
 	for k, v := range tgt.params {
 		st.backend.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/policy"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
@@ -20,6 +21,9 @@ type Inspection struct {
 	// Required is how many distinct approvals each review rule needs (by
 	// rule name; missing means 1).
 	Required map[string]int
+	// Grants is how long a session a review rule holds at connect time
+	// lasts once approved (by rule name).
+	Grants map[string]time.Duration
 }
 
 // ruleFunctionCall names the refusal of fast-path FunctionCall messages.

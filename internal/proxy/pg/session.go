@@ -62,6 +62,8 @@ type Session struct {
 	// prepared maps SQL-level and protocol-level prepared statement names
 	// to their facts; only the client→target direction touches it.
 	prepared *sqlpg.PreparedSet
+	// grantUntil ends a session whose connect-time approval runs out.
+	grantUntil time.Time
 	// latency is the connection's statement latency histogram.
 	latency prometheus.Observer
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
@@ -85,6 +87,8 @@ func (s *Session) run(ctx context.Context) {
 	srv := s.server
 	m := srv.opts.Metrics
 	s.latency = m.StatementLatency.WithLabelValues(s.Connection.Name)
+	stopGrant := s.endAtGrant()
+	defer stopGrant()
 	m.SessionsActive.WithLabelValues(s.Connection.Name).Inc()
 	m.SessionsTotal.WithLabelValues(s.Connection.Name).Inc()
 	s.log.Info("session started", "principal_groups", s.Principal.Groups, "target_user", s.Role.User)
