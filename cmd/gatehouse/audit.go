@@ -7,23 +7,30 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/gatehouse/gatehouse/internal/api"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/gateway"
 )
 
 const auditUsage = `usage:
   gatehouse audit query  [--config F | --server URL --token T] [filters] [--json]
   gatehouse audit verify [--config F [--key FILE] | --server URL --token T] [--json]
   gatehouse audit export [--config F | --server URL --token T] [--format jsonl|ocsf] [--out FILE] [filters]
+  gatehouse audit prune  --config F [--key FILE] [--before TIME] [--dry-run]
 
 filters: --since T --until T (RFC 3339, 2006-01-02, or a duration ago such as 24h),
          --principal --connection --session --decision --outcome --table --kind,
          --from INDEX --limit N
 
-Every read is itself recorded in the audit log (audit.read).
+Every read is itself recorded in the audit log (audit.read). prune deletes
+events older than TIME (default: audit.retention ago) up to a signed
+checkpoint, records an audit.pruned event, and keeps the log verifiable.
 Exit status: 0 ok, 1 error or (verify) any finding, 2 usage.
 `
 
@@ -39,6 +46,8 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 		return auditVerify(ctx, env, args[1:])
 	case "export":
 		return auditExport(ctx, env, args[1:])
+	case "prune":
+		return auditPrune(ctx, env, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(env.stdout, auditUsage)
 		return 0
@@ -292,4 +301,107 @@ func auditExport(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "exported to %s in %s\n", *out, time.Since(began).Round(time.Millisecond))
 	}
 	return closeTrail(env, src, 0)
+}
+
+// auditPrune prunes the audit log offline, on the store --config names:
+// what a gateway with audit.retention does every hour.
+func auditPrune(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlagSet(env, "audit prune")
+	cfgPath := fs.String("config", "", "config `file` naming the store (required)")
+	key := fs.String("key", "", "checkpoint verifier key `file` (default: the signing key's .pub next to it)")
+	beforeFlag := fs.String("before", "", "prune events older than `TIME` (RFC 3339, 2006-01-02, or a duration ago such as 8784h; default: audit.retention ago)")
+	dryRun := fs.Bool("dry-run", false, "print what would be pruned and change nothing")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(env.stderr, "gatehouse audit prune: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	cfg, err := loadConfig(env, *cfgPath)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "gatehouse:", err)
+		return 2
+	}
+	now := time.Now()
+	var before time.Time
+	switch {
+	case *beforeFlag != "":
+		if before, err = api.ParseTime(*beforeFlag, now); err != nil {
+			fmt.Fprintln(env.stderr, "gatehouse: --before:", err)
+			return 2
+		}
+	case cfg.Audit.Retention > 0:
+		before = now.Add(-cfg.Audit.Retention)
+	default:
+		fmt.Fprintln(env.stderr, "gatehouse audit prune: audit.retention is not set (events are kept forever): pass --before TIME")
+		return 2
+	}
+	keyPath := gateway.SigningKeyPath(cfg)
+	if *key == "" {
+		*key = keyPath + ".pub"
+	}
+	vb, err := os.ReadFile(*key)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "gatehouse: no checkpoint verifier key: %v (pass --key FILE)\n", err)
+		return 1
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	if err != nil {
+		fmt.Fprintf(env.stderr, "gatehouse: verifier key %s: %v\n", *key, err)
+		return 1
+	}
+	vs := note.VerifierList(v)
+	st, err := storeFor(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "gatehouse:", err)
+		return 1
+	}
+	defer st.Close()
+	var res audit.PruneResult
+	if *dryRun {
+		res, err = audit.PlanPrune(ctx, st, vs, before)
+	} else {
+		// The prune is recorded in the log, which takes the signing key;
+		// it is only read, never created.
+		var (
+			b   []byte
+			sgn note.Signer
+			l   *audit.Log
+		)
+		if b, err = os.ReadFile(keyPath); err == nil {
+			sgn, _, err = audit.ParseSigner(b)
+		}
+		if err == nil {
+			l, err = audit.Open(ctx, st, sgn, nil, nil)
+		}
+		if err != nil {
+			fmt.Fprintln(env.stderr, "gatehouse: the audit log cannot be opened to record the prune:", err)
+			return 1
+		}
+		res, err = l.Prune(ctx, vs, before)
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if serr := l.Shutdown(sctx); err == nil && serr != nil {
+			err = serr
+		}
+		cancel()
+	}
+	if err != nil {
+		fmt.Fprintln(env.stderr, "gatehouse:", err)
+		return 1
+	}
+	verb := "pruned"
+	if *dryRun {
+		verb = "would prune"
+	}
+	if res.Events() == 0 {
+		fmt.Fprintf(env.stdout, "nothing to prune: no signed checkpoint beyond index %d covers only events older than %s\n",
+			res.From, before.UTC().Format(time.RFC3339))
+		return 0
+	}
+	fmt.Fprintf(env.stdout, "%s events %d to %d (%d events, the newest at %s), older than %s\n",
+		verb, res.From, res.Below-1, res.Events(), res.Newest.UTC().Format(time.RFC3339Nano), before.UTC().Format(time.RFC3339))
+	fmt.Fprintf(env.stdout, "bridged by the signed checkpoint of size %d, root %s\n", res.Checkpoint.Size, res.Root)
+	return 0
 }

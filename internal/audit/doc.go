@@ -61,6 +61,17 @@
 // record (PCI DSS 10.7). A process that stops during an outage loses that
 // window's summary; its slog error remains.
 //
+// # Retention
+//
+// Log.Prune deletes the prefix of the log below the size S of a signed
+// checkpoint whose events are all older than a cut-off. It appends an
+// audit.pruned event (extra: from, below, before, newest_pruned,
+// checkpoint_size, checkpoint_root) and then, in one store transaction,
+// records a marker — S, the compact range of the tree of S leaves (the
+// subtree roots, as the head row keeps them) and the checkpoint's signed
+// note — and deletes the events below S. Verify continues the tree from the
+// newest marker's range once it folds to that checkpoint's root.
+//
 // # Export
 //
 // ExportJSONL writes one ExportLine per event with the leaf bytes untouched;

@@ -28,6 +28,11 @@ const (
 	KindApprovalDecided    Kind = "approval.decided"
 	KindAuditRead          Kind = "audit.read"
 	KindStoreFailureWindow Kind = "store.failure_window"
+	// KindAuditPruned announces a retention prune of the log's prefix
+	// (Log.Prune); it is recorded before the events go.
+	KindAuditPruned Kind = "audit.pruned"
+	// KindRecordingsPruned records recordings deleted by retention.
+	KindRecordingsPruned Kind = "recordings.pruned"
 )
 
 // Principal is the verified caller as recorded (identity.Principal without

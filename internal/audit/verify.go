@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"slices"
 	"sort"
@@ -41,6 +43,12 @@ const (
 	FindingBadCheckpoint FindingKind = "bad-checkpoint"
 	// FindingHead: the head row disagrees with the events.
 	FindingHead FindingKind = "head"
+	// FindingPrune: a retention prune marker is not what Prune records: its
+	// bridging checkpoint does not verify or is of another size, its stored
+	// tree hashes do not fold to that checkpoint's root, markers go
+	// backwards, or no audit.pruned event announces it. Index is the
+	// marker's (the first index it says remains).
+	FindingPrune FindingKind = "prune"
 )
 
 // Finding is one problem Verify found.
@@ -60,6 +68,7 @@ type Report struct {
 	Findings            []Finding // sorted by index
 	FirstBad            int64     // smallest finding index, -1 if none
 	Unsigned            int64     // events after the last verified checkpoint: intact as far as hashes show, but not yet covered by a signature
+	PrunedBelow         int64     // events before this index were pruned for retention (0 if none); the tree is rebuilt from the marker's stored hashes
 }
 
 // OK reports whether Verify found nothing wrong.
@@ -76,6 +85,13 @@ const verifyPage = 2000
 // one), and checks indexes, time order, search columns and the head row. It
 // returns an error only when it cannot read the store; problems in the log
 // are Findings.
+//
+// When the log was pruned (Log.Prune), the rebuild starts from the newest
+// prune marker's stored tree hashes instead of the first leaf, after
+// checking that they fold to the root of the marker's checkpoint, whose
+// signature must verify; checkpoints smaller than the marker are no longer
+// checked against events. Every marker must be announced by an
+// audit.pruned event at or after it.
 func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Report, error) {
 	rep := &Report{FirstBad: -1}
 	cps, err := st.Checkpoints(ctx)
@@ -110,6 +126,21 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 		good     int64 // size of the last checkpoint that matched
 		si       int   // next entry of sizes to check
 	)
+	prunes, err := st.Prunes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: verify: %w", err)
+	}
+	if start, ok := checkPrunes(rep, prunes, verifiers); start.Size > 0 {
+		head, next = start, start.Size
+		rep.PrunedBelow = start.Size
+		if ok {
+			good = start.Size
+		}
+		for si < len(sizes) && sizes[si] < start.Size {
+			si++ // their events are gone
+		}
+	}
+	announced := map[int64]int64{} // audit.pruned events: below → from
 	// blame returns the first index in [lo, hi) that an event-level finding
 	// already names, or lo: a root mismatch explained by an altered or
 	// missing event should point at that event, not at the range.
@@ -141,6 +172,7 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 			si++
 		}
 	}
+	check() // a checkpoint at the prune marker
 	for {
 		recs, err := st.Events(ctx, store.Query{From: next, Limit: verifyPage})
 		if err != nil {
@@ -170,6 +202,13 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 					rep.add(FindingTimeOrder, r.Index-1, fmt.Sprintf("event %d is newer than event %d after it", r.Index-1, r.Index))
 				}
 				prevTime = t
+				if ev.Kind == KindAuditPruned {
+					b, ok1 := extraInt(ev.Extra["below"])
+					from, ok2 := extraInt(ev.Extra["from"])
+					if ok1 && ok2 {
+						announced[b] = from
+					}
+				}
 			}
 			head = extend(head, leaf)
 			check()
@@ -180,6 +219,22 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 	}
 	rep.TreeSize = head.Size
 	rep.Root = rootHash(head)
+	// The newest marker's audit.pruned event follows it, and names the
+	// marker before it: the chain of prunes is on the record. (Older
+	// markers' events may themselves have been pruned since.)
+	if n := len(prunes); n > 0 {
+		last, prev := prunes[n-1].Head.Size, int64(0)
+		if n > 1 {
+			prev = prunes[n-2].Head.Size
+		}
+		if from, ok := announced[last]; !ok {
+			rep.add(FindingPrune, last, fmt.Sprintf(
+				"events before %d were pruned but no audit.pruned event records it", last))
+		} else if from != prev {
+			rep.add(FindingPrune, last, fmt.Sprintf(
+				"the audit.pruned event for %d says the log started at %d, the markers say %d", last, from, prev))
+		}
+	}
 	// Checkpoints the rebuilt tree never reached: the log is shorter than
 	// they say, by a cut tail or by events removed from the middle.
 	for ; si < len(sizes); si++ {
@@ -235,4 +290,54 @@ func sameColumns(ev *Event, r store.Record) error {
 		return fmt.Errorf("tables %q, event says %q", r.Tables, w.Tables)
 	}
 	return nil
+}
+
+// checkPrunes checks the retention markers and returns the compact range
+// the rebuild starts from (the newest marker's; empty if none) and whether
+// it is bridged by a verified checkpoint.
+func checkPrunes(rep *Report, prunes []store.Prune, verifiers note.Verifiers) (store.Head, bool) {
+	var (
+		start store.Head
+		ok    bool
+	)
+	for i, p := range prunes {
+		b := p.Head.Size
+		if b <= start.Size {
+			rep.add(FindingPrune, b, fmt.Sprintf("prune marker %d (below %d) follows one below %d: markers only move forward", i, b, start.Size))
+			continue
+		}
+		start, ok = p.Head, false
+		if err := checkHead(p.Head); err != nil {
+			rep.add(FindingPrune, b, fmt.Sprintf("prune marker below %d: stored tree hashes are malformed: %v", b, err))
+			// Go on from a range of the right shape, so later checkpoints
+			// are still compared (and fail).
+			start = store.Head{Size: b, Hashes: make([]tlog.Hash, bits.OnesCount64(uint64(b)))}
+			continue
+		}
+		th, err := OpenCheckpoint(p.Checkpoint, verifiers)
+		switch {
+		case err != nil:
+			rep.add(FindingPrune, b, fmt.Sprintf("prune marker below %d: bridging checkpoint: %v", b, err))
+		case th.Size != b:
+			rep.add(FindingPrune, b, fmt.Sprintf("prune marker below %d: bridging checkpoint is of size %d", b, th.Size))
+		case th.Root != rootHash(p.Head):
+			rep.add(FindingPrune, b, fmt.Sprintf("prune marker below %d: stored tree hashes do not match the bridging checkpoint's root", b))
+		default:
+			ok = true
+		}
+	}
+	return start, ok
+}
+
+// extraInt reads an integer that an event's extra map holds as a JSON
+// number.
+func extraInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), float64(int64(n)) == n
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
 }

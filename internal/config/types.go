@@ -17,6 +17,7 @@ type Config struct {
 	Shutdown    Shutdown     `yaml:"shutdown"`
 	Store       Store        `yaml:"store"`
 	Audit       Audit        `yaml:"audit"`
+	Recordings  Recordings   `yaml:"recordings"`
 	Approvals   Approvals    `yaml:"approvals"`
 
 	// Path is the file the config was loaded from.
@@ -227,6 +228,18 @@ type Audit struct {
 	// the gateway's reach.
 	CheckpointFile    string `yaml:"checkpoint_file"`
 	CheckpointWebhook string `yaml:"checkpoint_webhook"`
+	// Retention is how long events are kept (0, the default: forever; else
+	// at least 24h, and PCI DSS 10.5.1 asks for a year, e.g. 8784h). Older
+	// events are pruned up to a signed checkpoint, which keeps the rest
+	// verifiable.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Recordings configures session recordings.
+type Recordings struct {
+	// Retention is how long a recording is kept after its last activity (0,
+	// the default: forever; else at least 24h).
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Approvals configures statements held by review rules.

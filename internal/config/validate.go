@@ -328,6 +328,8 @@ func (l *loader) validate(c *Config) {
 	if c.Audit.CheckpointInterval < time.Second {
 		l.errorf("audit.checkpoint_interval", "at least 1s", "too short: %s", c.Audit.CheckpointInterval)
 	}
+	l.retention("audit.retention", c.Audit.Retention)
+	l.retention("recordings.retention", c.Recordings.Retention)
 	switch c.Masking.PANStyle {
 	case "first6-last4", "last4":
 	default:
@@ -352,6 +354,21 @@ func (l *loader) validate(c *Config) {
 	}
 	if hashes && c.Masking.HashKey.Value() == "" {
 		l.errorf("masking.hash_key", "the hash strategy needs a key: hash_key: env:NAME", "is required when a column rule hashes")
+	}
+}
+
+// MinRetention is the shortest retention a config file may set. Tests that
+// need less construct their config in code.
+const MinRetention = 24 * time.Hour
+
+// retention checks a retention period: 0 (keep forever) or at least
+// MinRetention.
+func (l *loader) retention(path string, d time.Duration) {
+	switch {
+	case d < 0:
+		l.errorf(path, "0 to keep forever, or a duration such as 8784h (a year)", "negative: %s", d)
+	case d > 0 && d < MinRetention:
+		l.errorf(path, "0 to keep forever, or at least 24h; PCI DSS 10.5.1 asks for a year (8784h)", "too short: %s", d)
 	}
 }
 

@@ -44,6 +44,7 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	cpVerifiers note.Verifiers
 	broker      *approval.Broker
+	pruner      *pruner // retention; see retention.go
 	ready       atomic.Bool
 	wg          sync.WaitGroup
 	serveErr    chan error
@@ -206,6 +207,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
+	g.pruner = &pruner{audit: g.audit, st: g.store, verifiers: g.cpVerifiers, log: g.log.With("component", "retention"),
+		auditRetention: g.cfg.Audit.Retention, recRetention: g.cfg.Recordings.Retention, every: pruneEvery, now: time.Now}
+	g.pruner.start()
 	g.ready.Store(true)
 	attrs := []any{"postgres", addr.String(), "config", g.cfg.Path, "config_sha256", g.cfg.Hash}
 	if g.apiLn != nil {
@@ -251,6 +255,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	g.wg.Wait()
+	g.pruner.shutdown()
 	if g.stop != nil {
 		g.stop()
 	}

@@ -16,6 +16,7 @@ import (
 // recordings. Implementations are safe for concurrent use.
 type Store interface {
 	RecordingStore
+	Pruner
 	// AppendEvents appends recs and sets the head to next in one
 	// transaction that is durable when AppendEvents returns nil. recs must
 	// be consecutive and start at the current head's size; if another

@@ -48,6 +48,8 @@ func Run(t *testing.T, newDB func(t *testing.T) DB) {
 		{"RecordingQuery", testRecordingQuery},
 		{"DeleteRecordings", testDeleteRecordings},
 		{"ChunksAppendOnly", testChunksAppendOnly},
+		{"Prune", testPrune},
+		{"PruneGuards", testPruneGuards},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newDB(t)

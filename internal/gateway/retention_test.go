@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+func TestPrunerPrunesAndStops(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(filepath.Join(dir, "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(dir, "audit.key"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := note.VerifierList(v)
+	log, err := audit.Open(ctx, st, signer, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Shutdown(ctx)
+	for i := 0; i < 5; i++ {
+		if _, err := log.Append(ctx, audit.Event{Kind: audit.KindGatewayStart}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	// Retention below the config file's minimum: only code can set it.
+	p := &pruner{audit: log, st: st, verifiers: vs, log: slog.New(slog.DiscardHandler),
+		auditRetention: time.Nanosecond, recRetention: time.Nanosecond, every: time.Hour,
+		now: func() time.Time { return time.Now().Add(time.Minute) }}
+	p.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ps, err := st.Prunes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) == 1 && ps[0].Head.Size == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no prune at start: %+v", ps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.shutdown()
+	p.shutdown() // idempotent
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after shutdown, %d before start", n, before)
+	}
+	if _, err := log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(ctx, st, vs)
+	if err != nil || !rep.OK() || rep.PrunedBelow != 5 {
+		t.Fatalf("Verify after prune = %+v, %v", rep, err)
+	}
+}
+
+func TestPrunerOffWithoutRetention(t *testing.T) {
+	p := &pruner{every: time.Hour}
+	p.start()
+	p.shutdown()
+	var nilPruner *pruner
+	nilPruner.shutdown() // a gateway that never started
+}
