@@ -47,15 +47,8 @@ func (p *Postgres) Approvals(ctx context.Context, q ApprovalQuery) ([]Approval, 
 		return nil, fmt.Errorf("store: approvals: %w", err)
 	}
 	defer rows.Close()
-	var out []Approval
-	for rows.Next() {
-		a, err := scanApproval(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: approvals: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanApproval)
+	if err != nil {
 		return nil, fmt.Errorf("store: approvals: %w", err)
 	}
 	return out, nil

@@ -39,15 +39,8 @@ func (s *SQLite) Approvals(ctx context.Context, q ApprovalQuery) ([]Approval, er
 		return nil, fmt.Errorf("store: approvals: %w", err)
 	}
 	defer rows.Close()
-	var out []Approval
-	for rows.Next() {
-		a, err := scanApproval(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: approvals: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanApproval)
+	if err != nil {
 		return nil, fmt.Errorf("store: approvals: %w", err)
 	}
 	return out, nil

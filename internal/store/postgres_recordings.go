@@ -74,15 +74,8 @@ func (p *Postgres) Recordings(ctx context.Context, q RecordingQuery) ([]Recordin
 		return nil, fmt.Errorf("store: recordings: %w", err)
 	}
 	defer rows.Close()
-	var out []Recording
-	for rows.Next() {
-		r, err := scanRecording(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: recordings: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanRecording)
+	if err != nil {
 		return nil, fmt.Errorf("store: recordings: %w", err)
 	}
 	return out, nil
@@ -99,15 +92,8 @@ func (p *Postgres) Chunks(ctx context.Context, id string, from int64, limit int)
 		return nil, fmt.Errorf("store: chunks of %s: %w", id, err)
 	}
 	defer rows.Close()
-	var out []Chunk
-	for rows.Next() {
-		c, err := scanChunk(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: chunks of %s: %w", id, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanChunk)
+	if err != nil {
 		return nil, fmt.Errorf("store: chunks of %s: %w", id, err)
 	}
 	return out, nil

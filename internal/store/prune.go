@@ -87,15 +87,8 @@ func (s *SQLite) Prunes(ctx context.Context) ([]Prune, error) {
 		return nil, fmt.Errorf("store: prunes: %w", err)
 	}
 	defer rows.Close()
-	var ps []Prune
-	for rows.Next() {
-		p, err := scanPrune(rows)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	if err := rows.Err(); err != nil {
+	ps, err := collect(rows, scanPrune)
+	if err != nil {
 		return nil, fmt.Errorf("store: prunes: %w", err)
 	}
 	return ps, nil
@@ -109,11 +102,11 @@ func scanPrune(s scanner) (Prune, error) {
 		ts     int64
 	)
 	if err := s.Scan(&p.Head.Size, &hashes, &note, &ts); err != nil {
-		return Prune{}, fmt.Errorf("store: prunes: %w", err)
+		return Prune{}, err
 	}
 	var err error
 	if p.Head.Hashes, err = decodeHashes(hashes); err != nil {
-		return Prune{}, fmt.Errorf("store: prunes: %w", err)
+		return Prune{}, err
 	}
 	p.Checkpoint, p.Time = []byte(note), time.Unix(0, ts).UTC()
 	return p, nil
@@ -157,15 +150,8 @@ func (p *Postgres) Prunes(ctx context.Context) ([]Prune, error) {
 		return nil, fmt.Errorf("store: prunes: %w", err)
 	}
 	defer rows.Close()
-	var ps []Prune
-	for rows.Next() {
-		pr, err := scanPrune(rows)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, pr)
-	}
-	if err := rows.Err(); err != nil {
+	ps, err := collect(rows, scanPrune)
+	if err != nil {
 		return nil, fmt.Errorf("store: prunes: %w", err)
 	}
 	return ps, nil

@@ -146,15 +146,8 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	defer rows.Close()
-	var recs []Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: events: %w", err)
-		}
-		recs = append(recs, r)
-	}
-	if err := rows.Err(); err != nil {
+	recs, err := collect(rows, scanRecord)
+	if err != nil {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	return recs, nil
@@ -193,20 +186,8 @@ func (s *SQLite) checkpoints(ctx context.Context, query string) ([]Checkpoint, e
 		return nil, fmt.Errorf("store: checkpoints: %w", err)
 	}
 	defer rows.Close()
-	var cs []Checkpoint
-	for rows.Next() {
-		var (
-			c    Checkpoint
-			ts   int64
-			note string
-		)
-		if err := rows.Scan(&c.Size, &ts, &note); err != nil {
-			return nil, fmt.Errorf("store: checkpoints: %w", err)
-		}
-		c.Time, c.Note = time.Unix(0, ts).UTC(), []byte(note)
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
+	cs, err := collect(rows, scanCheckpoint)
+	if err != nil {
 		return nil, fmt.Errorf("store: checkpoints: %w", err)
 	}
 	return cs, nil

@@ -179,8 +179,44 @@ func buildEvents(q Query, ph func(n int) string, tablesExpr string) (string, []a
 	return sql, args
 }
 
-// scanner is satisfied by *sql.Rows and pgx.Rows.
+// scanner is satisfied by *sql.Rows, *sql.Row, pgx.Rows and pgx.Row.
 type scanner interface{ Scan(dest ...any) error }
+
+// resultRows is what *sql.Rows and pgx.Rows share for reading a result, so
+// both stores read rows with one loop.
+type resultRows interface {
+	scanner
+	Next() bool
+	Err() error
+}
+
+// collect scans every row of rows with scan. The caller closes rows and
+// wraps the error with what it was reading.
+func collect[T any](rows resultRows, scan func(scanner) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// scanCheckpoint reads a checkpoint row: size, created, note.
+func scanCheckpoint(s scanner) (Checkpoint, error) {
+	var (
+		c    Checkpoint
+		ts   int64
+		note string
+	)
+	if err := s.Scan(&c.Size, &ts, &note); err != nil {
+		return Checkpoint{}, err
+	}
+	c.Time, c.Note = time.Unix(0, ts).UTC(), []byte(note)
+	return c, nil
+}
 
 func scanRecord(s scanner) (Record, error) {
 	var (
