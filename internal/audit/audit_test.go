@@ -758,51 +758,9 @@ func benchLog(b *testing.B) *audit.Log {
 	return l
 }
 
-func BenchmarkAppendParallel8(b *testing.B) {
-	ctx := context.Background()
-	l := benchLog(b)
-	ev := stmt(1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	cpu := storetest.CPUTime()
-	var (
-		wg   sync.WaitGroup
-		next = make(chan struct{}, 64)
-	)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				if _, err := l.Append(ctx, ev); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	for i := 0; i < b.N; i++ {
-		next <- struct{}{}
-	}
-	close(next)
-	wg.Wait()
-	b.StopTimer()
-	st2 := l.Stats()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-	b.ReportMetric(float64(st2.Events)/float64(max(st2.Batches, 1)), "events/batch")
-	storetest.ReportCPU(b, cpu)
-}
-
-// BenchmarkStatementParallel8 is the gateway's pattern at 8 clients: per op a
-// durable statement event, then its outcome queued to ride the next commit.
-func BenchmarkStatementParallel8(b *testing.B) {
-	ctx := context.Background()
-	l := benchLog(b)
-	ev := stmt(1)
-	out := audit.Event{Kind: audit.KindStatementOutcome, SessionID: ev.SessionID, Principal: ev.Principal,
-		Source: ev.Source, Connection: ev.Connection, Role: ev.Role, Database: ev.Database, Protocol: ev.Protocol,
-		Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}, Extra: map[string]any{"statement_index": 41}}
+// parallel8 runs op b.N times from 8 goroutines, as 8 sessions would, and
+// reports ops/s under unit, events per batch and CPU per op.
+func parallel8(b *testing.B, l *audit.Log, unit string, op func() error) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := storetest.CPUTime()
@@ -815,11 +773,7 @@ func BenchmarkStatementParallel8(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for range next {
-				if _, err := l.Append(ctx, ev); err != nil {
-					b.Error(err)
-					return
-				}
-				if err := l.AppendAfter(out); err != nil {
+				if err := op(); err != nil {
 					b.Error(err)
 					return
 				}
@@ -833,9 +787,36 @@ func BenchmarkStatementParallel8(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	st := l.Stats()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "statements/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 	b.ReportMetric(float64(st.Events)/float64(max(st.Batches, 1)), "events/batch")
 	storetest.ReportCPU(b, cpu)
+}
+
+func BenchmarkAppendParallel8(b *testing.B) {
+	ctx := context.Background()
+	l := benchLog(b)
+	ev := stmt(1)
+	parallel8(b, l, "events/s", func() error {
+		_, err := l.Append(ctx, ev)
+		return err
+	})
+}
+
+// BenchmarkStatementParallel8 is the gateway's pattern at 8 clients: per op a
+// durable statement event, then its outcome queued to ride the next commit.
+func BenchmarkStatementParallel8(b *testing.B) {
+	ctx := context.Background()
+	l := benchLog(b)
+	ev := stmt(1)
+	out := audit.Event{Kind: audit.KindStatementOutcome, SessionID: ev.SessionID, Principal: ev.Principal,
+		Source: ev.Source, Connection: ev.Connection, Role: ev.Role, Database: ev.Database, Protocol: ev.Protocol,
+		Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}, Extra: map[string]any{"statement_index": 41}}
+	parallel8(b, l, "statements/s", func() error {
+		if _, err := l.Append(ctx, ev); err != nil {
+			return err
+		}
+		return l.AppendAfter(out)
+	})
 }
 
 // BenchmarkAppendSerial is one client's cost of a durable append: the
