@@ -49,20 +49,17 @@ func (s *Session) recordClient(kind, text string, params []*string) bool {
 	return true
 }
 
-// maskedParams renders a Bind's parameters for the recording: text values
-// masked, binary ones summarised (their bytes are not text).
-func (s *Session) maskedParams(body []byte) []*string {
-	vals, bin, ok := bindParams(body)
-	if !ok {
-		return nil
-	}
-	out := make([]*string, len(vals))
-	for i, v := range vals {
+// maskedParams renders a Bind's parameters for the recording and the audit
+// log: text values masked, binary ones summarised (their bytes are not
+// text).
+func (s *Session) maskedParams(b *bind) []*string {
+	out := make([]*string, len(b.values))
+	for i, v := range b.values {
 		if v == nil {
 			continue
 		}
 		var p string
-		if bin[i] {
+		if b.binary(i) {
 			p = fmt.Sprintf("<binary %d bytes>", len(v))
 		} else {
 			p = s.maskText(string(v))

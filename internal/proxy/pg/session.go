@@ -299,15 +299,15 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 			s.track.push(item{kind: itemParse, name: string(name)})
 			stmtIDs[string(name)] = id
 		case 'B':
-			portal, stmt, formats, ok := parseBind(body)
+			bd, ok := parseBind(body)
 			if !ok {
 				return s.protocolError("malformed Bind message")
 			}
-			pi := portalInfo{stmt: stmt, formats: formats, stmtID: stmtIDs[stmt]}
-			if rv, ok := reviews[stmt]; ok {
+			pi := portalInfo{stmt: bd.stmt, formats: bd.formats, stmtID: stmtIDs[bd.stmt]}
+			if rv, ok := reviews[bd.stmt]; ok {
+				// The values outlive this message: the approval binds them.
 				pi.review, pi.sql = rv.d, rv.sql
-				vals, _, _ := bindParams(body)
-				for _, v := range vals {
+				for _, v := range bd.values {
 					if v != nil {
 						v = append([]byte(nil), v...)
 					}
@@ -315,13 +315,13 @@ func (s *Session) clientToTarget(ctx context.Context) error {
 				}
 			}
 			if s.rec != nil || (pi.stmtID != 0 && s.server.opts.Audit != nil) {
-				pi.params = s.maskedParams(body)
+				pi.params = s.maskedParams(&bd)
 			}
-			portals[portal] = pi
-			if s.rec != nil && !s.recordClient("bind", stmt, pi.params) {
+			portals[bd.portal] = pi
+			if s.rec != nil && !s.recordClient("bind", bd.stmt, pi.params) {
 				return nil
 			}
-			s.track.push(item{kind: itemBind, name: portal})
+			s.track.push(item{kind: itemBind, name: bd.portal})
 		case 'D':
 			if len(body) < 2 {
 				return s.protocolError("malformed Describe message")

@@ -124,107 +124,81 @@ type portalInfo struct {
 	raw    [][]byte
 }
 
-// parseBind reads the portal, statement and result format codes of a Bind.
-func parseBind(body []byte) (portal, stmt string, formats []int16, ok bool) {
-	p, rest, ok := cstring(body)
-	if !ok {
-		return
-	}
-	s, rest, ok := cstring(rest)
-	if !ok {
-		return
-	}
-	// Skip parameter format codes and values to reach the result codes.
-	if len(rest) < 2 {
-		return "", "", nil, false
-	}
-	n := int(binary.BigEndian.Uint16(rest))
-	rest = rest[2:]
-	if len(rest) < 2*n {
-		return "", "", nil, false
-	}
-	rest = rest[2*n:]
-	if len(rest) < 2 {
-		return "", "", nil, false
-	}
-	n = int(binary.BigEndian.Uint16(rest))
-	rest = rest[2:]
-	for i := 0; i < n; i++ {
-		if len(rest) < 4 {
-			return "", "", nil, false
-		}
-		l := int32(binary.BigEndian.Uint32(rest))
-		rest = rest[4:]
-		if l > 0 {
-			if int(l) > len(rest) {
-				return "", "", nil, false
-			}
-			rest = rest[l:]
-		}
-	}
-	if len(rest) < 2 {
-		return "", "", nil, false
-	}
-	n = int(binary.BigEndian.Uint16(rest))
-	rest = rest[2:]
-	if len(rest) < 2*n {
-		return "", "", nil, false
-	}
-	if n > 0 {
-		formats = make([]int16, n)
-		for i := range formats {
-			formats[i] = int16(binary.BigEndian.Uint16(rest[2*i:]))
-		}
-	}
-	return string(p), string(s), formats, true
+// bind is a parsed Bind message. values alias the message body: valid
+// until the reader's next message.
+type bind struct {
+	portal, stmt string
+	values       [][]byte // nil for NULL
+	paramFormats []byte   // the raw int16 parameter format codes
+	formats      []int16  // result format codes
 }
 
-// bindParams returns a Bind's parameter values (nil for NULL) and whether
-// each is binary; used to record and audit them, masked.
-func bindParams(body []byte) (values [][]byte, binaryFmt []bool, ok bool) {
-	_, rest, ok := cstring(body)
+// binary reports whether parameter i is in binary format.
+func (b *bind) binary(i int) bool {
+	switch n := len(b.paramFormats) / 2; {
+	case n == 1:
+		return binary.BigEndian.Uint16(b.paramFormats) == 1
+	case i < n:
+		return binary.BigEndian.Uint16(b.paramFormats[2*i:]) == 1
+	}
+	return false
+}
+
+// parseBind parses a Bind once for everything the relay needs of it: the
+// portal and statement, the parameters (for approvals, recordings and
+// audit) and the result format codes (for masking).
+func parseBind(body []byte) (b bind, ok bool) {
+	p, rest, ok := cstring(body)
 	if !ok {
-		return nil, nil, false
+		return b, false
 	}
-	_, rest, ok = cstring(rest)
+	st, rest, ok := cstring(rest)
 	if !ok || len(rest) < 2 {
-		return nil, nil, false
+		return b, false
 	}
+	b.portal, b.stmt = string(p), string(st)
 	nf := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
 	if len(rest) < 2*nf {
-		return nil, nil, false
+		return b, false
 	}
-	fcodes := rest[:2*nf]
-	rest = rest[2*nf:]
+	b.paramFormats, rest = rest[:2*nf], rest[2*nf:]
 	if len(rest) < 2 {
-		return nil, nil, false
+		return b, false
 	}
 	n := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
-	values = make([][]byte, n)
-	binaryFmt = make([]bool, n)
+	if n > 0 {
+		b.values = make([][]byte, n)
+	}
 	for i := 0; i < n; i++ {
 		if len(rest) < 4 {
-			return nil, nil, false
+			return b, false
 		}
 		l := int32(binary.BigEndian.Uint32(rest))
 		rest = rest[4:]
 		if l >= 0 {
 			if int(l) > len(rest) {
-				return nil, nil, false
+				return b, false
 			}
-			values[i] = rest[:l]
-			rest = rest[l:]
-		}
-		switch {
-		case nf == 1:
-			binaryFmt[i] = binary.BigEndian.Uint16(fcodes) == 1
-		case nf > i:
-			binaryFmt[i] = binary.BigEndian.Uint16(fcodes[2*i:]) == 1
+			b.values[i], rest = rest[:l], rest[l:]
 		}
 	}
-	return values, binaryFmt, true
+	if len(rest) < 2 {
+		return b, false
+	}
+	n = int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*n {
+		return b, false
+	}
+	if n > 0 {
+		b.formats = make([]int16, n)
+		for i := range b.formats {
+			b.formats[i] = int16(binary.BigEndian.Uint16(rest[2*i:]))
+		}
+	}
+	return b, true
 }
 
 // formatOf returns the result format of column i under Bind's codes.

@@ -138,3 +138,25 @@ func TestUnsafeClientEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBind(t *testing.T) {
+	// portal "p", statement "s", formats [text, binary], values ["4111", NULL], results [binary].
+	body := []byte("p\x00s\x00")
+	body = append(body, 0, 2, 0, 0, 0, 1)
+	body = append(body, 0, 2, 0, 0, 0, 4)
+	body = append(body, "4111"...)
+	body = append(body, 0xff, 0xff, 0xff, 0xff)
+	body = append(body, 0, 1, 0, 1)
+	b, ok := parseBind(body)
+	if !ok || b.portal != "p" || b.stmt != "s" || len(b.values) != 2 || string(b.values[0]) != "4111" || b.values[1] != nil {
+		t.Fatalf("parseBind = %+v, %v", b, ok)
+	}
+	if b.binary(0) || !b.binary(1) || len(b.formats) != 1 || b.formats[0] != 1 {
+		t.Errorf("formats: %+v", b)
+	}
+	for i := range body {
+		if _, ok := parseBind(body[:i]); ok {
+			t.Errorf("truncated Bind of %d bytes parsed", i)
+		}
+	}
+}
