@@ -26,12 +26,12 @@ cleanup() {
   # runuser does not pass the signal on: stop pgbouncer by its config path.
   pkill -f "$work/pgbouncer.ini" 2>/dev/null || true
   pg_cluster_down "$work"
-  rm -rf "$work"
+  [ -n "${KEEP_LOG:-}" ] && cp "$work/gatehouse.log" /tmp/gh-bench.log; rm -rf "$work"
 }
 trap cleanup EXIT
 
 pg_port=$(free_port 54400); bouncer_port=$(free_port 54401); gh_port=$(free_port 54402); api_port=$(free_port 54403)
-relay_port=$(free_port 54404); plain_port=$(free_port 54405)
+relay_port=$(free_port 54404); plain_port=$(free_port 54405); noaudit_port=$(free_port 54406)
 su_pw=$(rand_token); reader_pw=$(rand_token); writer_pw=$(rand_token); agent=$(rand_token)
 pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=100 -c shared_buffers=128MB"
 shop_db_setup "$pg_port" "$su_pw" "$reader_pw" "$writer_pw"
@@ -78,7 +78,14 @@ GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --list
 pids+=($!)
 GATEHOUSE_DATA="$work/plain" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$plain_port" --plaintext-loopback 2>"$work/plain.log" &
 pids+=($!)
-for _ in $(seq 50); do grep -q 'relayonly started' "$work/plain.log" 2>/dev/null && grep -q 'relayonly started' "$work/relay.log" 2>/dev/null && break; sleep 0.2; done
+# Everything gatehouse serve does but the audit log: what the audit costs.
+GATEHOUSE_DATA="$work/noaudit" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$noaudit_port" --inspect 2>"$work/noaudit.log" &
+pids+=($!)
+for _ in $(seq 50); do
+  grep -q 'relayonly started' "$work/plain.log" 2>/dev/null && grep -q 'relayonly started' "$work/relay.log" 2>/dev/null &&
+    grep -q 'relayonly started' "$work/noaudit.log" 2>/dev/null && break
+  sleep 0.2
+done
 
 declare -A conn pw
 conn[direct]="host=127.0.0.1 port=$pg_port dbname=shop user=shop_writer sslmode=disable"; pw[direct]=$writer_pw
@@ -87,7 +94,8 @@ conn[pgbouncer]="host=127.0.0.1 port=$bouncer_port dbname=shop user=shop_writer 
 conn[gatehouse]="host=127.0.0.1 port=$gh_port dbname=shop user=writer sslmode=require"; pw[gatehouse]=$agent
 conn[relay-tls]="host=127.0.0.1 port=$relay_port dbname=shop user=writer sslmode=require"; pw[relay-tls]=$agent
 conn[relay-plain]="host=127.0.0.1 port=$plain_port dbname=shop user=writer sslmode=disable"; pw[relay-plain]=$agent
-targets=(direct pgbouncer relay-plain relay-tls gatehouse)
+conn[no-audit]="host=127.0.0.1 port=$noaudit_port dbname=shop user=writer sslmode=require"; pw[no-audit]=$agent
+read -r -a targets <<<"${TARGETS:-direct pgbouncer relay-plain relay-tls no-audit gatehouse}"
 
 declare -A tps lat
 run() { # target script mode clients
@@ -133,13 +141,15 @@ if [ "${BIGSELECT:-1}" = 1 ]; then
   rss2=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
   big_line="1,000,000-row masked SELECT *: direct ${d}s, gatehouse ${g}s ($(awk -v d="$d" -v g="$g" 'BEGIN{printf "%.2f", g/d}')x direct); unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
 fi
-printf '\n%-7s %-9s %-3s %-10s %10s %12s %14s %10s %12s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer"
+printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit"
 for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
-  d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"
+  d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"; a="no-audit/$s/$m/$c"
   for t in "${targets[@]}"; do
     k="$t/$s/$m/$c"
-    awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v n="$ROUNDS" -v tp="${tps[$k]}" -v la="${lat[$k]}" -v dtp="${tps[$d]}" -v dla="${lat[$d]}" -v btp="${tps[$b]}" \
-      'BEGIN{ printf "%-7s %-9s %-3s %-10s %10.0f %12.3f %14.1f %10.2f %12.2f\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), tp/dtp, tp/btp }'
+    awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v n="$ROUNDS" -v tp="${tps[$k]}" -v la="${lat[$k]}" -v dtp="${tps[$d]:-0}" -v dla="${lat[$d]:-0}" \
+      -v btp="${tps[$b]:-0}" -v atp="${tps[$a]:-0}" \
+      'function ratio(x, y) { return y > 0 ? sprintf("%.2f", x/y) : "-" }
+       BEGIN{ printf "%-7s %-9s %-3s %-11s %10.0f %12.3f %14.1f %10s %12s %11s\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), ratio(tp, dtp), ratio(tp, btp), ratio(tp, atp) }'
   done
 done; done; done
 echo
@@ -149,5 +159,6 @@ cat <<NOTE
 added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
 relay-plain / relay-tls: Gatehouse's data path only (bench/relayonly: token auth, credential
 injection, relay; no analysis, policy, masking or audit), without and with client TLS.
-gatehouse: gatehouse serve on examples/pci.yaml: TLS, analysis, policy, masking, durable audit.
+no-audit: the same engine with TLS, analysis, policy, masking and recording; no audit log.
+gatehouse: gatehouse serve on examples/pci.yaml: TLS, analysis, policy, masking, recording, durable audit.
 NOTE

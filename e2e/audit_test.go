@@ -296,8 +296,16 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	err = <-p.done
 	p.done <- err
-	st, err := store.OpenSQLite(filepath.Join(p.dataDir, "gatehouse.db"))
+	// The events acknowledged since the indexer last ran are in the
+	// journal only: opening the store as the gateway does indexes them.
+	path := filepath.Join(p.dataDir, "gatehouse.db")
+	sq, err := store.OpenSQLite(path)
 	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenJournal(ctx, sq, path+".audit-journal", nil)
+	if err != nil {
+		sq.Close()
 		t.Fatal(err)
 	}
 	defer st.Close()

@@ -1,9 +1,11 @@
 // Command relayonly runs Gatehouse's PostgreSQL engine with identity, TLS
 // and credential injection but without statement analysis, policy, masking
 // or audit: the "relay only" row of bench/pgbench.sh, which tells the cost
-// of the data path itself apart from the cost of inspecting it. It is a
-// benchmark tool, not a way to run Gatehouse: the product has no switch
-// that turns its inspection off.
+// of the data path itself apart from the cost of inspecting it. With
+// --inspect it adds analysis, policy, masking and session recording, and
+// leaves out only the audit log: the "audit off" row that the audit's own
+// cost is measured against. It is a benchmark tool, not a way to run
+// Gatehouse: the product has no switch that turns inspection or audit off.
 package main
 
 import (
@@ -30,6 +32,7 @@ func main() {
 	listen := flag.String("listen", "", "override listeners.postgres.address")
 	plaintext := flag.Bool("plaintext-loopback", false, "let loopback clients skip TLS (measures TLS's share)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until the process stops")
+	inspect := flag.Bool("inspect", false, "analyse, judge, mask and record as gatehouse serve does; only the audit log is off")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -43,14 +46,14 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*path, *listen, *plaintext); err != nil {
+	if err := run(*path, *listen, *plaintext, *inspect); err != nil {
 		fmt.Fprintln(os.Stderr, "relayonly:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(path, listen string, plaintext bool) error {
+func run(path, listen string, plaintext, inspect bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.Load(path, config.Options{})
@@ -70,13 +73,25 @@ func run(path, listen string, plaintext bool) error {
 	if err != nil {
 		return err
 	}
-	srv, err := pgproxy.NewServer(pgproxy.Options{
+	opts := pgproxy.Options{
 		Gateway:  cfg,
 		TLS:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		Verifier: v,
 		Logger:   log,
 		Metrics:  metrics.New(),
-	})
+	}
+	if inspect {
+		if opts.Inspection, opts.Masker, opts.ColumnRules, err = gateway.Core(cfg); err != nil {
+			return err
+		}
+		st, err := gateway.OpenStore(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts.Recordings = st
+	}
+	srv, err := pgproxy.NewServer(opts)
 	if err != nil {
 		return err
 	}

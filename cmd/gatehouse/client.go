@@ -92,7 +92,13 @@ func storeFor(ctx context.Context, cfg *config.Config) (store.Store, error) {
 			return nil, fmt.Errorf("no store at %s (has a gateway run with this config?): %w", cfg.Store.Path, err)
 		}
 	}
-	return gateway.OpenStore(ctx, cfg)
+	st, err := gateway.OpenStore(ctx, cfg, nil)
+	if errors.Is(err, store.ErrJournalLocked) {
+		// Offline commands append their own audit event: with the gateway
+		// appending too, only the gateway may write.
+		return nil, fmt.Errorf("%w\nhint: the gateway owns the store while it runs; ask it through its API with --server (or GATEHOUSE_SERVER) and --token", err)
+	}
+	return st, err
 }
 
 // trailSource is where the audit and sessions commands read: the store

@@ -66,7 +66,7 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := gateway.OpenStore(ctx, cfg)
+	st, err := gateway.OpenStore(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func (s *site) exec(t *testing.T, q string) {
 // reads returns the audit.read events recorded so far.
 func (s *site) reads(t *testing.T) []audit.Event {
 	t.Helper()
-	st, err := gateway.OpenStore(context.Background(), s.cfg)
+	st, err := gateway.OpenStore(context.Background(), s.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,8 @@ func TestOfflineWithoutLog(t *testing.T) {
 func TestOnline(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
-	st, err := gateway.OpenStore(ctx, s.cfg)
+	offline, _, _ := s.run(t, "sessions", "replay", "s1", "--config", s.config)
+	st, err := gateway.OpenStore(ctx, s.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,8 +362,13 @@ func TestOnline(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ss); err != nil || code != 0 || len(ss) != 1 || ss[0].ID != "s1" {
 		t.Fatalf("sessions list --server: %d %v\n%s%s", code, err, out, errs)
 	}
+	// While a gateway owns the store, offline reads are refused: they would
+	// append their own audit event beside the gateway's.
+	if _, errs, code := s.run(t, "sessions", "replay", "s1", "--config", s.config); code != 1 ||
+		!strings.Contains(errs, "locked by another process") || !strings.Contains(errs, "--server") {
+		t.Errorf("offline read of a running gateway's store: %d %s", code, errs)
+	}
 	s.vars["GATEHOUSE_SERVER"], s.vars["GATEHOUSE_TOKEN"] = srv.URL, s.vars["AUDITOR_TOKEN"]
-	offline, _, _ := s.run(t, "sessions", "replay", "s1", "--config", s.config)
 	online, errs, code := s.run(t, "sessions", "replay", "s1")
 	if code != 0 || online != offline {
 		t.Errorf("replay online (%d, %s):\n%s\noffline:\n%s", code, errs, online, offline)

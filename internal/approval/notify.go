@@ -1,25 +1,21 @@
 package approval
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
-// SignatureHeader carries a webhook body's signature: "sha256=" and the hex
-// HMAC-SHA256 of the exact body bytes under the shared secret.
-const SignatureHeader = "X-Gatehouse-Signature"
+// SignatureHeader carries a webhook body's signature (see webhook.Sign);
+// receivers check it with webhook.Verify.
+const SignatureHeader = webhook.SignatureHeader
 
 // EventHeader names what a webhook delivery is about.
 const EventHeader = "X-Gatehouse-Event"
@@ -68,31 +64,8 @@ func (w *Webhook) Notify(ctx context.Context, r *Request) error {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(EventHeader, "approval.requested")
-	h.Set(SignatureHeader, Sign(w.Secret, body))
+	h.Set(SignatureHeader, webhook.Sign(w.Secret, body))
 	return deliver(ctx, w.Client, w.URL, body, h, w.MaxAttempts, w.Backoff)
-}
-
-// Sign returns the SignatureHeader value of body under secret.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// VerifySignature reports whether header is body's signature under secret,
-// comparing in constant time. Receivers written in Go can use it.
-func VerifySignature(secret, body []byte, header string) bool {
-	hexSig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return false
-	}
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return hmac.Equal(got, m.Sum(nil))
 }
 
 // Slack posts every new request to a Slack incoming webhook: what is asked,
@@ -183,30 +156,17 @@ func deliver(ctx context.Context, client *http.Client, target string, body []byt
 			}
 			backoff = min(2*backoff, 30*time.Second)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-		if err != nil {
-			return errors.New("invalid webhook URL") // the text would quote it
-		}
-		req.Header = h.Clone()
-		resp, err := client.Do(req)
-		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			last = err
-			continue
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		err := webhook.Post(ctx, client, target, body, h)
+		var se *webhook.StatusError
 		switch {
-		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		case err == nil:
 			return nil
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			last = fmt.Errorf("HTTP %d", resp.StatusCode)
-		default:
-			return fmt.Errorf("refused with HTTP %d", resp.StatusCode)
+		case errors.Is(err, webhook.ErrInvalidURL):
+			return err
+		case errors.As(err, &se) && !se.Retryable():
+			return fmt.Errorf("refused with HTTP %d", se.Code)
 		}
+		last = err
 	}
 	return fmt.Errorf("gave up after %d attempts: %v", attempts, last)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
 // receiver is a webhook endpoint that fails the first failures deliveries
@@ -35,8 +36,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.attempts++
-	if !approval.VerifySignature(rc.secret, body, r.Header.Get(approval.SignatureHeader)) {
-		rc.bad = append(rc.bad, "bad signature "+r.Header.Get(approval.SignatureHeader))
+	if !webhook.Verify(rc.secret, body, r.Header.Get(webhook.SignatureHeader)) {
+		rc.bad = append(rc.bad, "bad signature "+r.Header.Get(webhook.SignatureHeader))
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -85,10 +86,10 @@ func TestWebhook(t *testing.T) {
 		t.Fatalf("payload = %+v", p)
 	}
 	// A forged or altered body does not verify.
-	if approval.VerifySignature(rc.secret, append(rc.bodies[0], ' '), approval.Sign(rc.secret, rc.bodies[0])) ||
-		approval.VerifySignature([]byte("other"), rc.bodies[0], approval.Sign(rc.secret, rc.bodies[0])) ||
-		approval.VerifySignature(rc.secret, rc.bodies[0], "") {
-		t.Fatal("VerifySignature accepted a bad signature")
+	if webhook.Verify(rc.secret, append(rc.bodies[0], ' '), webhook.Sign(rc.secret, rc.bodies[0])) ||
+		webhook.Verify([]byte("other"), rc.bodies[0], webhook.Sign(rc.secret, rc.bodies[0])) ||
+		webhook.Verify(rc.secret, rc.bodies[0], "") {
+		t.Fatal("webhook.Verify accepted a bad signature")
 	}
 }
 

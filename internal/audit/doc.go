@@ -76,4 +76,17 @@
 //
 // ExportJSONL writes one ExportLine per event with the leaf bytes untouched;
 // ExportOCSF maps events onto OCSF Datastore Activity (class 6005, see OCSF).
+// Each line is one JSON object followed by a newline (JSONLLine, OCSFLine).
+//
+// A Streamer sends the same lines to a webhook as the log grows: each POST
+// carries consecutive events (Content-Type application/x-ndjson) with the
+// headers
+//
+//	X-Gatehouse-Export: <sink name>
+//	X-Gatehouse-Events: <first leaf index>-<last leaf index>
+//	X-Gatehouse-Signature: sha256=<hex HMAC-SHA256 of the body>   (with a secret)
+//
+// and the sink's cursor in the store (the index of the next event to send)
+// moves past them once the receiver answers 2xx. Delivery is at least once:
+// receivers drop indexes they already have.
 package audit

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
 // A leaf is the event's canonical JSON; its hash is SHA-256(0x00 || leaf).
@@ -68,4 +72,48 @@ func ExampleLog_Checkpoint() {
 	//
 	// — gatehouse.example/audit uQGF41OeyF8ODaalyw4PfnSeysJ3AWkvbO+lAn7PxsaOfnS2ECjY5L63Qk/0p2UTFcj7dp7MPFHz+FU38Hj/O91RkQU=
 	// verified: true 3 events, 1 checkpoint
+}
+
+// A stream delivery is a POST of export lines, one per event, with the
+// sink's name, the range of leaf indexes and the body's HMAC in headers.
+func ExampleStreamer_Flush() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "audit-example-")
+	defer os.RemoveAll(dir)
+	st, _ := store.OpenSQLite(filepath.Join(dir, "gatehouse.db"))
+	defer st.Close()
+	skey, _, _ := note.GenerateKey(bytes.NewReader(make([]byte, 32)), "gatehouse.example/audit")
+	signer, _ := note.NewSigner(skey)
+	clock := func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) }
+	log, _ := audit.Open(ctx, st, signer, clock, nil)
+	log.Append(ctx, audit.Event{Kind: audit.KindGatewayStart})
+	log.Append(ctx, audit.Event{Kind: audit.KindStatement, Connection: "shop", Statement: "SELECT 1", Decision: "allow"})
+	log.Shutdown(ctx)
+
+	secret := []byte("shared-secret")
+	siem := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		for _, h := range []string{"Content-Type", audit.ExportHeader, audit.EventsHeader, webhook.SignatureHeader} {
+			fmt.Printf("%s: %s\n", h, r.Header.Get(h))
+		}
+		fmt.Println("signature valid:", webhook.Verify(secret, body, r.Header.Get(webhook.SignatureHeader)))
+		fmt.Print(string(body))
+	}))
+	defer siem.Close()
+	s, _ := audit.NewStreamer(st, audit.StreamConfig{Name: "siem", URL: siem.URL, Secret: secret})
+	if err := s.Flush(ctx); err != nil {
+		fmt.Println(err)
+	}
+	s.Shutdown(ctx) // nothing left to deliver
+	pos, _ := st.ExportCursor(ctx, "siem")
+	fmt.Println("cursor:", pos)
+	// Output:
+	// Content-Type: application/x-ndjson
+	// X-Gatehouse-Export: siem
+	// X-Gatehouse-Events: 0-1
+	// X-Gatehouse-Signature: sha256=a234e118fb77616a9e16feed01fa062c2eea889a898d990a1f8e60a8f76fad96
+	// signature valid: true
+	// {"index":0,"hash":"ma4rHwhViDwI3g+3jB30LVZ8H9JNlxzNKJMyuWk9B9g=","event":{"kind":"gateway.start","time":"2025-01-02T03:04:05Z"}}
+	// {"index":1,"hash":"oOBz94NKVG4GOcSwlcrr4yoPFzPijrGHzW6zDqXTUl8=","event":{"kind":"statement","time":"2025-01-02T03:04:05Z","connection":"shop","statement":"SELECT 1","decision":"allow"}}
+	// cursor: 2
 }

@@ -77,33 +77,64 @@ func each(ctx context.Context, st store.Store, q store.Query, fn func(store.Reco
 // ExportJSONL writes the events matching q as JSON lines (ExportLine), in
 // index order, reading the store a page at a time.
 func ExportJSONL(ctx context.Context, w io.Writer, st store.Store, q store.Query) error {
-	bw := bufio.NewWriter(w)
-	err := each(ctx, st, q, func(r store.Record) error {
-		// marshal, not json.Marshal: HTML escaping would rewrite the leaf
-		// bytes inside Event and break the hash check.
-		b, err := marshal(ExportLine{Index: r.Index, Hash: r.Hash, Event: r.Data})
-		if err != nil {
-			return err
-		}
-		bw.Write(b)
-		return bw.WriteByte('\n')
-	})
-	if err != nil {
-		return fmt.Errorf("audit: export: %w", err)
-	}
-	return bw.Flush()
+	return exportLines(ctx, w, st, q, JSONLLine)
 }
 
 // ExportOCSF writes the events matching q as JSON lines of OCSF events (see
 // OCSF).
 func ExportOCSF(ctx context.Context, w io.Writer, st store.Store, q store.Query) error {
+	return exportLines(ctx, w, st, q, OCSFLine)
+}
+
+// JSONLLine returns r as one line of the JSON lines export (an ExportLine),
+// without the newline.
+func JSONLLine(r store.Record) ([]byte, error) {
+	// marshal, not json.Marshal: HTML escaping would rewrite the leaf bytes
+	// inside Event and break the hash check.
+	b, err := marshal(ExportLine{Index: r.Index, Hash: r.Hash, Event: r.Data})
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", r.Index, err)
+	}
+	return b, nil
+}
+
+// OCSFLine returns r as one line of the OCSF export, without the newline.
+func OCSFLine(r store.Record) ([]byte, error) {
+	ev, err := ParseEvent(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", r.Index, err)
+	}
+	b, err := marshal(OCSF(r.Index, r.Hash, &ev))
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", r.Index, err)
+	}
+	return b, nil
+}
+
+// The export formats, named as the command line, the API and the config's
+// audit.export know them.
+const (
+	FormatJSONL = "jsonl"
+	FormatOCSF  = "ocsf"
+)
+
+// LineEncoder returns the function that encodes one record as a line of
+// format (FormatJSONL or FormatOCSF), or false for an unknown format.
+func LineEncoder(format string) (func(store.Record) ([]byte, error), bool) {
+	switch format {
+	case FormatJSONL:
+		return JSONLLine, true
+	case FormatOCSF:
+		return OCSFLine, true
+	}
+	return nil, false
+}
+
+// exportLines writes line(r) and a newline for each record matching q.
+func exportLines(ctx context.Context, w io.Writer, st store.Store, q store.Query, line func(store.Record) ([]byte, error)) error {
 	bw := bufio.NewWriter(w)
 	err := each(ctx, st, q, func(r store.Record) error {
-		ev, err := ParseEvent(r.Data)
-		if err != nil {
-			return fmt.Errorf("event %d: %w", r.Index, err)
-		}
-		b, err := marshal(OCSF(r.Index, r.Hash, &ev))
+		b, err := line(r)
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,7 @@ func prunedEnv(t *testing.T, newDB func(*testing.T) storetest.DB) (*env, audit.P
 	if err != nil || res.Below != 10 || res.Events() != 10 || res.Checkpoint.Size != 10 {
 		t.Fatalf("Prune = %+v, %v", res, err)
 	}
+	storetest.Settle(t, e.st) // the tamper tests edit the tables directly
 	return e, res
 }
 

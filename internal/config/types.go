@@ -233,6 +233,27 @@ type Audit struct {
 	// events are pruned up to a signed checkpoint, which keeps the rest
 	// verifiable.
 	Retention time.Duration `yaml:"retention"`
+	// Export streams every event to webhook receivers (SIEMs), in order
+	// and at least once, each resuming where it stopped.
+	Export []AuditExport `yaml:"export"`
+}
+
+// AuditExport is one streaming export sink (see audit.Streamer).
+type AuditExport struct {
+	// Name identifies the sink: its delivery cursor in the store, the
+	// X-Gatehouse-Export header and the metrics' sink label. Renaming a
+	// sink delivers the whole log again.
+	Name   string `yaml:"name"`
+	URL    string `yaml:"url"`
+	Format string `yaml:"format"` // jsonl (default) or ocsf, as `gatehouse audit export` writes
+	// Secret, optional, is the HMAC-SHA256 key of X-Gatehouse-Signature.
+	Secret Secret `yaml:"secret"`
+	// BatchSize caps the events per POST (default 500).
+	BatchSize int `yaml:"batch_size"`
+	// Interval is how often to look for new events (default 2s).
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds each POST (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Recordings configures session recordings.

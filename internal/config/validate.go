@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,10 @@ const (
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultDrainTimeout    = 30 * time.Second
 	MaxClockSkew           = 60 * time.Second
+	DefaultExportBatchSize = 500
+	MaxExportBatchSize     = 10000
+	DefaultExportInterval  = 2 * time.Second
+	DefaultExportTimeout   = 10 * time.Second
 )
 
 // ErrorAt builds an Error for a field path of this config, with its line.
@@ -131,6 +136,24 @@ func (l *loader) provision(c *Config) {
 	}
 	if c.Masking.HashKey.ref != "" {
 		l.secret(&c.Masking.HashKey, "masking.hash_key")
+	}
+	for i := range c.Audit.Export {
+		e := &c.Audit.Export[i]
+		if e.Format == "" {
+			e.Format = "jsonl"
+		}
+		if e.BatchSize == 0 {
+			e.BatchSize = DefaultExportBatchSize
+		}
+		if e.Interval == 0 {
+			e.Interval = DefaultExportInterval
+		}
+		if e.Timeout == 0 {
+			e.Timeout = DefaultExportTimeout
+		}
+		if e.Secret.ref != "" {
+			l.secret(&e.Secret, fmt.Sprintf("audit.export[%d].secret", i))
+		}
 	}
 }
 
@@ -329,6 +352,7 @@ func (l *loader) validate(c *Config) {
 		l.errorf("audit.checkpoint_interval", "at least 1s", "too short: %s", c.Audit.CheckpointInterval)
 	}
 	l.retention("audit.retention", c.Audit.Retention)
+	l.auditExport(c.Audit.Export)
 	l.retention("recordings.retention", c.Recordings.Retention)
 	switch c.Masking.PANStyle {
 	case "first6-last4", "last4":
@@ -355,6 +379,69 @@ func (l *loader) validate(c *Config) {
 	if hashes && c.Masking.HashKey.Value() == "" {
 		l.errorf("masking.hash_key", "the hash strategy needs a key: hash_key: env:NAME", "is required when a column rule hashes")
 	}
+}
+
+// auditExport checks the streaming export sinks.
+func (l *loader) auditExport(sinks []AuditExport) {
+	names := map[string]string{}
+	for i, e := range sinks {
+		path := fmt.Sprintf("audit.export[%d]", i)
+		switch prev, dup := names[e.Name]; {
+		case e.Name == "":
+			l.errorf(path+".name", "it keys the sink's delivery cursor, e.g. name: siem", "is required")
+		case !validSinkName(e.Name):
+			l.errorf(path+".name", "letters, digits, '.', '_' and '-', at most 64", "bad name %q", e.Name)
+		case dup:
+			l.errorf(path+".name", "sink names must be unique: each has its own delivery cursor", "name %q is also used at %s", e.Name, prev)
+		default:
+			names[e.Name] = path
+		}
+		// Errors name the scheme and host only: a collector URL's path or
+		// query is often its token.
+		u, err := url.Parse(e.URL)
+		switch {
+		case e.URL == "":
+			l.errorf(path+".url", "the receiver, e.g. https://siem.example/gatehouse", "is required")
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			l.errorf(path+".url", "an http or https URL, e.g. https://siem.example/gatehouse", "not an http or https URL")
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			l.warnf(path+".url", "audit events to http://%s travel unencrypted; prefer https", u.Host)
+		}
+		switch e.Format {
+		case "jsonl", "ocsf":
+		default:
+			l.errorf(path+".format", "jsonl or ocsf, as gatehouse audit export writes", "unknown format %q", e.Format)
+		}
+		if e.BatchSize < 1 || e.BatchSize > MaxExportBatchSize {
+			l.errorf(path+".batch_size", fmt.Sprintf("1 to %d events per POST", MaxExportBatchSize), "out of range: %d", e.BatchSize)
+		}
+		if e.Interval < 100*time.Millisecond || e.Interval > time.Hour {
+			l.errorf(path+".interval", "between 100ms and 1h", "out of range: %s", e.Interval)
+		}
+		if e.Timeout < 100*time.Millisecond || e.Timeout > 10*time.Minute {
+			l.errorf(path+".timeout", "between 100ms and 10m", "out of range: %s", e.Timeout)
+		}
+	}
+}
+
+func validSinkName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r != '.' && r != '_' && r != '-' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // MinRetention is the shortest retention a config file may set. Tests that

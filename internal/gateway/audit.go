@@ -13,23 +13,31 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// OpenStore opens the store the config names.
-func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
-	switch cfg.Store.Driver {
-	case "postgres":
+// OpenStore opens the store the config names. The embedded SQLite store
+// gets its audit appends through a journal (store.Journal) that this process
+// holds exclusively; logger receives the journal's operational messages.
+func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (store.Store, error) {
+	if cfg.Store.Driver == "postgres" {
 		st, err := store.OpenPostgres(ctx, cfg.Store.DSN.Value())
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		return st, nil
-	default:
-		st, err := store.OpenSQLite(cfg.Store.Path)
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		return st, nil
 	}
+	st, err := store.OpenSQLite(cfg.Store.Path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	j, err := store.OpenJournal(ctx, st, JournalPath(cfg), logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return j, nil
 }
+
+// JournalPath is the embedded store's audit journal file.
+func JournalPath(cfg *config.Config) string { return cfg.Store.Path + ".audit-journal" }
 
 // SigningKeyPath is the audit checkpoint signing key's file.
 func SigningKeyPath(cfg *config.Config) string {

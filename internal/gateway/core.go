@@ -69,8 +69,9 @@ func Masker(cfg *config.Config) (*mask.Masker, error) {
 	return m, nil
 }
 
-// core builds everything that judges and masks traffic.
-func core(cfg *config.Config) (*pgproxy.Inspection, *mask.Masker, []pgproxy.ColumnRule, error) {
+// Core builds everything that judges and masks traffic: the inspection, the
+// masker and the column rules.
+func Core(cfg *config.Config) (*pgproxy.Inspection, *mask.Masker, []pgproxy.ColumnRule, error) {
 	pols, err := Policies(cfg)
 	if err != nil {
 		return nil, nil, nil, err

@@ -44,7 +44,8 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	cpVerifiers note.Verifiers
 	broker      *approval.Broker
-	pruner      *pruner // retention; see retention.go
+	pruner      *pruner   // retention; see retention.go
+	export      *exporter // audit.export streams; see export.go
 	ready       atomic.Bool
 	wg          sync.WaitGroup
 	serveErr    chan error
@@ -63,7 +64,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, fmt.Errorf("identities: %w", err)
 	}
-	inspection, masker, columns, err := core(cfg)
+	inspection, masker, columns, err := Core(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, cfg)
+	st, err := OpenStore(ctx, cfg, logger.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +211,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.pruner = &pruner{audit: g.audit, st: g.store, verifiers: g.cpVerifiers, log: g.log.With("component", "retention"),
 		auditRetention: g.cfg.Audit.Retention, recRetention: g.cfg.Recordings.Retention, every: pruneEvery, now: time.Now}
 	g.pruner.start()
+	if g.export, err = startExport(g.cfg, g.store, g.metrics, g.log.With("component", "export")); err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
 	g.ready.Store(true)
 	attrs := []any{"postgres", addr.String(), "config", g.cfg.Path, "config_sha256", g.cfg.Hash}
 	if g.apiLn != nil {
@@ -268,6 +272,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if aerr := g.audit.Shutdown(actx); aerr != nil {
 		g.log.Error("audit: shutdown", "err", aerr)
 	}
+	// After the stop event and the final checkpoint, so that the last
+	// delivery carries them.
+	g.export.shutdown(ctx)
 	if cerr := g.store.Close(); cerr != nil {
 		g.log.Error("store: close", "err", cerr)
 	}
@@ -282,6 +289,6 @@ func Check(ctx context.Context, cfg *config.Config) error {
 	if _, err := identity.New(ctx, IdentityConfig(cfg), slog.New(slog.DiscardHandler)); err != nil {
 		return fmt.Errorf("%s: identities: %w", cfg.Path, err)
 	}
-	_, _, _, err := core(cfg)
+	_, _, _, err := Core(cfg)
 	return err
 }

@@ -22,6 +22,10 @@ type Metrics struct {
 	AuditFailures    prometheus.Counter
 	MaskFailures     prometheus.Counter
 	ValuesMasked     *prometheus.CounterVec // by connection
+	// Streaming audit export (audit.export), by sink.
+	AuditExportFailures *prometheus.CounterVec
+	AuditExportEvents   *prometheus.CounterVec
+	AuditExportLag      *prometheus.GaugeVec
 }
 
 // New registers Gatehouse's metrics, plus the Go runtime and process
@@ -62,9 +66,20 @@ func New() *Metrics {
 		ValuesMasked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_values_masked_total", Help: "Values masked in responses.",
 		}, []string{"connection"}),
+		AuditExportFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_audit_export_failures_total",
+			Help: "Failed deliveries of audit events to an export sink (retried), and gaps of events deleted before delivery.",
+		}, []string{"sink"}),
+		AuditExportEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_audit_export_events_total", Help: "Audit events an export sink accepted (a retried batch counts again).",
+		}, []string{"sink"}),
+		AuditExportLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_audit_export_lag_events", Help: "Audit events an export sink has not accepted yet.",
+		}, []string{"sink"}),
 	}
 	r.MustRegister(m.SessionsActive, m.SessionsTotal, m.AuthFailures, m.TargetErrors, m.Bytes,
 		m.StatementLatency, m.Statements, m.AuditFailures, m.MaskFailures, m.ValuesMasked,
+		m.AuditExportFailures, m.AuditExportEvents, m.AuditExportLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

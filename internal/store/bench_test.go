@@ -33,7 +33,7 @@ func BenchmarkAppendEvents(b *testing.B) {
 		},
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
-		for _, batch := range []int{2, 16} {
+		for _, batch := range []int{2, 16, 256} {
 			b.Run(fmt.Sprintf("%s/batch=%d", name, batch), func(b *testing.B) {
 				s := open[name](b)
 				defer s.Close()

@@ -17,6 +17,7 @@ import (
 type Store interface {
 	RecordingStore
 	Pruner
+	ExportCursors
 	// AppendEvents appends recs and sets the head to next in one
 	// transaction that is durable when AppendEvents returns nil. recs must
 	// be consecutive and start at the current head's size; if another

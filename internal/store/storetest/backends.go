@@ -19,14 +19,19 @@ type Backend struct {
 }
 
 // Backends are every implementation, for tests that must hold on each.
-var Backends = []Backend{
+var Backends = append(SharedBackends[:1:1], Backend{"sqlite+journal", JournaledSQLiteDB}, SharedBackends[1])
+
+// SharedBackends are the implementations that several handles (gateway
+// replicas) may open at once.
+var SharedBackends = []Backend{
 	{"sqlite", SQLiteDB},
 	{"postgres", PostgresDB},
 }
 
 // SQLiteDB is a fresh SQLite file in t's temporary directory.
-func SQLiteDB(t *testing.T) DB {
-	path := filepath.Join(t.TempDir(), "gatehouse.db")
+func SQLiteDB(t *testing.T) DB { return sqliteDB(filepath.Join(t.TempDir(), "gatehouse.db")) }
+
+func sqliteDB(path string) DB {
 	return DB{
 		Open: func() (store.Store, error) { return store.OpenSQLite(path) },
 		Exec: func(q string) error {
@@ -39,6 +44,28 @@ func SQLiteDB(t *testing.T) DB {
 			return err
 		},
 	}
+}
+
+// JournaledSQLiteDB is SQLite behind a store.Journal, as the gateway runs
+// it. One handle at a time may be open (DB.Exclusive).
+func JournaledSQLiteDB(t *testing.T) DB {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	db := sqliteDB(path)
+	journal := path + ".audit-journal"
+	db.Open = func() (store.Store, error) {
+		st, err := store.OpenSQLite(path)
+		if err != nil {
+			return nil, err
+		}
+		j, err := store.OpenJournal(context.Background(), st, journal, nil)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		return j, nil
+	}
+	db.Exclusive = true
+	return db
 }
 
 // PostgresDB is a fresh database on the test binary's shared PostgreSQL

@@ -26,6 +26,9 @@ type DB struct {
 	// Exec runs sql on the database directly, bypassing the store, as an
 	// operator or an intruder with database access would.
 	Exec func(sql string) error
+	// Exclusive stores allow one open handle at a time: Open fails with
+	// store.ErrJournalLocked while another is open.
+	Exclusive bool
 }
 
 // Run runs the suite. newDB is called once per test and returns a fresh,
@@ -68,6 +71,17 @@ func Run(t *testing.T, newDB func(t *testing.T) DB) {
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
+// Settle waits until what was appended to s is in its tables, for tests that
+// look at the database directly: a store.Journal indexes behind its writers.
+func Settle(t testing.TB, s store.Store) {
+	t.Helper()
+	if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(context.Background()); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+}
+
 // rec builds record i with predictable fields for the query tests.
 func rec(i int64) store.Record {
 	data := []byte(fmt.Sprintf(`{"n":%d}`, i))
@@ -107,6 +121,7 @@ func appendN(t *testing.T, s store.Store, from, n int64) {
 	if err := s.AppendEvents(context.Background(), recs, head(from+n)); err != nil {
 		t.Fatalf("AppendEvents(%d..%d): %v", from, from+n, err)
 	}
+	Settle(t, s)
 }
 
 func indexes(recs []store.Record) []int64 {
@@ -298,6 +313,17 @@ func testReopen(t *testing.T, db DB, open func() store.Store) {
 // ErrConflict as audit.Log does: every index must be used exactly once.
 func testReplicas(t *testing.T, db DB, open func() store.Store) {
 	ctx := context.Background()
+	if db.Exclusive {
+		s := open()
+		appendN(t, s, 0, 1)
+		if second, err := db.Open(); !errors.Is(err, store.ErrJournalLocked) {
+			if err == nil {
+				second.Close()
+			}
+			t.Fatalf("second handle on an exclusive store: err = %v, want ErrJournalLocked", err)
+		}
+		return
+	}
 	const writers, each = 4, 10
 	stores := make([]store.Store, writers)
 	for i := range stores {
