@@ -32,8 +32,9 @@ trap cleanup EXIT
 
 pg_port=$(free_port 54400); bouncer_port=$(free_port 54401); gh_port=$(free_port 54402); api_port=$(free_port 54403)
 relay_port=$(free_port 54404); plain_port=$(free_port 54405); noaudit_port=$(free_port 54406)
+write_port=$(free_port 54407); write_api_port=$(free_port 54408)
 su_pw=$(rand_token); reader_pw=$(rand_token); writer_pw=$(rand_token); agent=$(rand_token)
-pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=100 -c shared_buffers=128MB"
+pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=$(( ${IDLE_SESSIONS:-500} + 100 )) -c shared_buffers=128MB"
 shop_db_setup "$pg_port" "$su_pw" "$reader_pw" "$writer_pw"
 PGPASSWORD="$su_pw" pgbench -i -s 10 -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" >/dev/null 2>&1
 PGPASSWORD="$su_pw" psql -X -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" \
@@ -64,6 +65,7 @@ grep -q 'process up' "$work/pgbouncer.log" || { echo "pgbouncer did not start:" 
 
 go build -o "$work/gatehouse" ./cmd/gatehouse
 go build -o "$work/relayonly" ./bench/relayonly
+go build -o "$work/probe" ./bench/probe
 export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHOUSE_API_LISTEN="127.0.0.1:$api_port" \
   SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
   AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
@@ -71,7 +73,16 @@ sed 's/^  approver_groups: \[security\]$/&\n  pprof: true/' examples/pci.yaml > 
 "$work/gatehouse" serve --config "$work/pci.yaml" 2>"$work/gatehouse.log" &
 gh_pid=$!
 pids+=($gh_pid)
-for _ in $(seq 50); do grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && break; sleep 0.2; done
+# The same with audit.durability: write (events written to the journal
+# before forwarding, fdatasync'd within 10 ms).
+{ cat "$work/pci.yaml"; printf 'audit:\n  durability: write\n'; } > "$work/pci-write.yaml"
+GATEHOUSE_DATA="$work/gh-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$write_port" GATEHOUSE_API_LISTEN="127.0.0.1:$write_api_port" \
+  "$work/gatehouse" serve --config "$work/pci-write.yaml" 2>"$work/gatehouse-write.log" &
+pids+=($!)
+for _ in $(seq 50); do
+  grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/gatehouse-write.log" 2>/dev/null && break
+  sleep 0.2
+done
 # Relay only: identity, TLS and credential injection, no inspection; and
 # the same without TLS, to show TLS's share of the cost.
 GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port" 2>"$work/relay.log" &
@@ -95,7 +106,15 @@ conn[gatehouse]="host=127.0.0.1 port=$gh_port dbname=shop user=writer sslmode=re
 conn[relay-tls]="host=127.0.0.1 port=$relay_port dbname=shop user=writer sslmode=require"; pw[relay-tls]=$agent
 conn[relay-plain]="host=127.0.0.1 port=$plain_port dbname=shop user=writer sslmode=disable"; pw[relay-plain]=$agent
 conn[no-audit]="host=127.0.0.1 port=$noaudit_port dbname=shop user=writer sslmode=require"; pw[no-audit]=$agent
-read -r -a targets <<<"${TARGETS:-direct pgbouncer relay-plain relay-tls no-audit gatehouse}"
+conn[gh-write]="host=127.0.0.1 port=$write_port dbname=shop user=writer sslmode=require"; pw[gh-write]=$agent
+read -r -a targets <<<"${TARGETS:-direct pgbouncer relay-plain relay-tls no-audit gatehouse gh-write}"
+
+# The 1,000,000-row table of the big SELECT: every row carries a card number.
+make_big() {
+  PGPASSWORD="$su_pw" psql -X -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" \
+    -c "CREATE TABLE IF NOT EXISTS big AS SELECT g AS id, '4111111111111111'::text AS pan, 'order ' || g AS note, now() AS created FROM generate_series(1, 1000000) g" \
+    -c "GRANT SELECT ON big TO shop_reader"
+}
 
 declare -A tps lat
 run() { # target script mode clients
@@ -111,10 +130,18 @@ run() { # target script mode clients
   lat[$k]=$(awk -v a="${lat[$k]:-0}" -v b="$l" 'BEGIN{print a+b}')
 }
 if [ -n "${PROFILE:-}" ]; then
-  # PROFILE=extended: a 10 s CPU profile of gatehouse under 8 clients.
-  (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c 8 -j 2 -T 12 "${conn[gatehouse]}" >/dev/null 2>&1 &)
+  # PROFILE=extended: a 10 s CPU profile of gatehouse (PROFILE_TARGET=gh-write:
+  # the audit.durability: write instance) under 8 clients.
+  # PROFILE=bigselect: the same during 1,000,000-row SELECTs.
+  pt=${PROFILE_TARGET:-gatehouse}; pport=$api_port; [ "$pt" = gh-write ] && pport=$write_api_port
+  if [ "$PROFILE" = bigselect ]; then
+    make_big
+    (for _ in $(seq 12); do PGPASSWORD="$agent" "$work/probe" firstrow "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require"; done >/dev/null 2>&1 &)
+  else
+    (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c 8 -j 2 -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
+  fi
   sleep 1
-  curl -s -o bench/gatehouse.prof "http://127.0.0.1:$api_port/debug/pprof/profile?seconds=10"
+  curl -s -o bench/gatehouse.prof "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"
   go tool pprof -top -nodecount 40 "$work/gatehouse" bench/gatehouse.prof | head -50
   exit 0
 fi
@@ -131,15 +158,36 @@ rss=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
 # the detector on the way), through Gatehouse vs direct, same client (psql).
 big_line=""
 if [ "${BIGSELECT:-1}" = 1 ]; then
-  PGPASSWORD="$su_pw" psql -X -q "host=127.0.0.1 port=$pg_port user=postgres dbname=shop" \
-    -c "CREATE TABLE big AS SELECT g AS id, '4111111111111111'::text AS pan, 'order ' || g AS note, now() AS created FROM generate_series(1, 1000000) g" \
-    -c "GRANT SELECT ON big TO shop_reader"
+  make_big
   wall() { local s e; s=$(date +%s.%N); PGPASSWORD="$1" psql -X -A -t "$2" -c "select * from big" > "$work/big.out"; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}'; }
   d=$(wall "$reader_pw" "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")
   g=$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")
   leaked=$(grep -c 4111111111111111 "$work/big.out" || true)
   rss2=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
   big_line="1,000,000-row masked SELECT *: direct ${d}s, gatehouse ${g}s ($(awk -v d="$d" -v g="$g" 'BEGIN{printf "%.2f", g/d}')x direct); unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
+fi
+# Time to the first row of the big result, and memory per idle session.
+first_line=""
+if [ "${BIGSELECT:-1}" = 1 ]; then
+  read -r df dt _ < <(PGPASSWORD="$reader_pw" "$work/probe" firstrow "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")
+  read -r gf gt gn < <(PGPASSWORD="$agent" "$work/probe" firstrow "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")
+  first_line="time to first row of the 1,000,000-row SELECT * (pgx): direct ${df}s, gatehouse ${gf}s; all ${gn} rows: direct ${dt}s, gatehouse ${gt}s"
+fi
+idle_line=""
+n_idle=${IDLE_SESSIONS:-500}
+if [ "$n_idle" -gt 0 ]; then
+  before=$(awk '/VmRSS/{print $2}' "/proc/$gh_pid/status")
+  coproc IDLE { PGPASSWORD="$agent" "$work/probe" idle -n "$n_idle" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require"; }
+  read -r ready <&"${IDLE[0]}" || true
+  if [ "$ready" = ready ]; then
+    sleep 1
+    after=$(awk '/VmRSS/{print $2}' "/proc/$gh_pid/status")
+    idle_line="$n_idle idle sessions (TLS, one query each): gatehouse RSS ${before} -> ${after} KiB, $(( (after - before) / n_idle )) KiB per session"
+  else
+    idle_line="idle sessions: the probe failed"
+  fi
+  eval "exec ${IDLE[1]}>&-"
+  wait "$IDLE_PID" 2>/dev/null || true
 fi
 printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit"
 for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
@@ -154,11 +202,16 @@ for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
 done; done; done
 echo
 [ -n "$big_line" ] && echo "$big_line"
+[ -n "$first_line" ] && echo "$first_line"
+[ -n "$idle_line" ] && echo "$idle_line"
 echo "gatehouse peak RSS: ${rss} KiB; machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 cat <<NOTE
 added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
 relay-plain / relay-tls: Gatehouse's data path only (bench/relayonly: token auth, credential
 injection, relay; no analysis, policy, masking or audit), without and with client TLS.
 no-audit: the same engine with TLS, analysis, policy, masking and recording; no audit log.
-gatehouse: gatehouse serve on examples/pci.yaml: TLS, analysis, policy, masking, recording, durable audit.
+gatehouse: gatehouse serve on examples/pci.yaml: TLS, analysis, policy, masking, recording, durable audit
+  (audit.durability: fsync, the default: each statement's event fdatasync'd before it is forwarded).
+gh-write: the same with audit.durability: write (event written to the journal before forwarding;
+  survives a gateway crash; fdatasync'd within 10 ms).
 NOTE

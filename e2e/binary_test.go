@@ -67,6 +67,13 @@ func freeAddr(t *testing.T) string {
 
 func startProcess(t *testing.T, h *harness, extraEnv ...string) *process {
 	t.Helper()
+	return startProcessWith(t, h, "", extraEnv...)
+}
+
+// startProcessWith is startProcess with yaml appended to the reference
+// config (top-level sections it does not have).
+func startProcessWith(t *testing.T, h *harness, yaml string, extraEnv ...string) *process {
+	t.Helper()
 	env := baseEnv(t, h.pg, h.oidc.URL())
 	env["GATEHOUSE_PG_LISTEN"] = freeAddr(t)
 	env["GATEHOUSE_API_LISTEN"] = freeAddr(t)
@@ -77,7 +84,8 @@ func startProcess(t *testing.T, h *harness, extraEnv ...string) *process {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(t.TempDir(), "pci.yaml")
-	if err := os.WriteFile(cfgPath, bytes.Replace(src, []byte("database: shop"), []byte("database: "+h.db), 1), 0o600); err != nil {
+	src = append(bytes.Replace(src, []byte("database: shop"), []byte("database: "+h.db), 1), yaml...)
+	if err := os.WriteFile(cfgPath, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(gatehouseBinary(t), "serve", "--config", cfgPath)

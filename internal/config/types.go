@@ -236,7 +236,20 @@ type Audit struct {
 	// Export streams every event to webhook receivers (SIEMs), in order
 	// and at least once, each resuming where it stopped.
 	Export []AuditExport `yaml:"export"`
+	// Durability says what "durable" means before a statement is
+	// forwarded, on the embedded store: DurabilityFsync (the default), its
+	// event is on disk (fdatasync returned); DurabilityWrite, it is written
+	// to the journal file, which survives the gateway crashing or being
+	// killed but not a power loss or kernel crash, and is on disk within
+	// 10 ms.
+	Durability string `yaml:"durability"`
 }
+
+// The values of audit.durability.
+const (
+	DurabilityFsync = "fsync"
+	DurabilityWrite = "write"
+)
 
 // AuditExport is one streaming export sink (see audit.Streamer).
 type AuditExport struct {

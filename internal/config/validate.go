@@ -131,6 +131,9 @@ func (l *loader) provision(c *Config) {
 			c.Policy.Rules[i].Grant = min(time.Hour, c.Approvals.MaxGrant)
 		}
 	}
+	if c.Audit.Durability == "" {
+		c.Audit.Durability = DurabilityFsync
+	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = 5 * time.Second
 	}
@@ -352,6 +355,14 @@ func (l *loader) validate(c *Config) {
 		l.errorf("audit.checkpoint_interval", "at least 1s", "too short: %s", c.Audit.CheckpointInterval)
 	}
 	l.retention("audit.retention", c.Audit.Retention)
+	switch {
+	case c.Audit.Durability != DurabilityFsync && c.Audit.Durability != DurabilityWrite:
+		l.errorf("audit.durability", "fsync (on disk before the statement runs) or write (survives a gateway crash; on disk within 10ms)",
+			"unknown value %q", c.Audit.Durability)
+	case c.Audit.Durability == DurabilityWrite && c.Store.Driver == "postgres":
+		l.errorf("audit.durability", "fsync with store.driver postgres: PostgreSQL commits each batch synchronously",
+			"write applies to the embedded SQLite store only")
+	}
 	l.auditExport(c.Audit.Export)
 	l.retention("recordings.retention", c.Recordings.Retention)
 	switch c.Masking.PANStyle {

@@ -28,13 +28,21 @@ func OpenStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (st
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	j, err := store.OpenJournal(ctx, st, JournalPath(cfg), logger)
+	opts := store.JournalOptions{Logger: logger}
+	if cfg.Audit.Durability == config.DurabilityWrite {
+		opts.SyncInterval = WriteSyncInterval
+	}
+	j, err := store.OpenJournal(ctx, st, JournalPath(cfg), opts)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return j, nil
 }
+
+// WriteSyncInterval bounds how long an event is exposed to a power loss
+// with audit.durability: write.
+const WriteSyncInterval = 10 * time.Millisecond
 
 // JournalPath is the embedded store's audit journal file.
 func JournalPath(cfg *config.Config) string { return cfg.Store.Path + ".audit-journal" }

@@ -59,6 +59,7 @@ type Journal struct {
 
 	mu      sync.Mutex // guards the fields below
 	head    Head       // the end of the journaled log
+	writes  int64      // frames written, for the background syncer
 	off     int64      // where the next frame goes
 	queue   []journalBatch
 	indexed int64 // the index's size, durable in the store
@@ -74,6 +75,10 @@ type Journal struct {
 	urgent    chan struct{} // a reader waits (buffered 1)
 	stop      chan struct{} // closed by Close
 	indexDone chan struct{} // closed when the indexer has stopped
+	syncDone  chan struct{} // closed when the background syncer has stopped
+
+	// syncEvery is JournalOptions.SyncInterval.
+	syncEvery time.Duration
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -108,6 +113,19 @@ type JournalIndex interface {
 	ApprovalStore
 }
 
+// JournalOptions configure a Journal.
+type JournalOptions struct {
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// SyncInterval, when positive, takes fdatasync off the appends: an
+	// append returns once its events are written to the file (the kernel's
+	// page cache), which survives the gateway crashing or being killed but
+	// not the machine losing power or the kernel crashing; a background
+	// fdatasync follows within SyncInterval. Zero, the default, syncs
+	// before every append returns.
+	SyncInterval time.Duration
+}
+
 // ErrJournalLocked is returned by OpenJournal when another process holds the
 // journal: a gateway is running on the store.
 var ErrJournalLocked = errors.New("store: journal is locked by another process")
@@ -115,17 +133,23 @@ var ErrJournalLocked = errors.New("store: journal is locked by another process")
 // OpenJournal opens (creating if needed) the journal at path in front of st,
 // takes its lock and indexes into st whatever events it holds beyond st's
 // head. Closing the Journal closes st.
-func OpenJournal(ctx context.Context, st JournalIndex, path string, logger *slog.Logger) (*Journal, error) {
-	j, err := openJournal(ctx, st, path, logger)
+func OpenJournal(ctx context.Context, st JournalIndex, path string, opts JournalOptions) (*Journal, error) {
+	j, err := openJournal(ctx, st, path, opts)
 	if err != nil {
 		return nil, err
 	}
 	go j.indexLoop()
+	if j.syncEvery > 0 {
+		go j.syncLoop()
+	} else {
+		close(j.syncDone)
+	}
 	return j, nil
 }
 
 // openJournal is OpenJournal without starting the indexer.
-func openJournal(ctx context.Context, st JournalIndex, path string, logger *slog.Logger) (*Journal, error) {
+func openJournal(ctx context.Context, st JournalIndex, path string, opts JournalOptions) (*Journal, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -144,7 +168,8 @@ func openJournal(ctx context.Context, st JournalIndex, path string, logger *slog
 		JournalIndex: st, path: path, f: f, fd: int(f.Fd()), logger: logger, fdatasync: syscall.Fdatasync,
 		progress: make(chan struct{}),
 		kick:     make(chan struct{}, 1), urgent: make(chan struct{}, 1),
-		stop: make(chan struct{}), indexDone: make(chan struct{}),
+		stop: make(chan struct{}), indexDone: make(chan struct{}), syncDone: make(chan struct{}),
+		syncEvery: opts.SyncInterval,
 	}
 	if err := j.replay(ctx); err != nil {
 		f.Close()
@@ -250,19 +275,17 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 		// next frame overwrites this one.
 		return fmt.Errorf("store: journal write: %w", err)
 	}
-	if err := j.fdatasync(j.fd); err != nil {
-		err = fmt.Errorf("store: journal fdatasync failed; no append succeeds until the gateway restarts: %w", err)
-		j.mu.Lock()
-		j.broken = err
-		j.mu.Unlock()
-		j.logger.Error("audit journal broken", "path", j.path, "err", err)
-		return err
+	if j.syncEvery == 0 {
+		if err := j.sync(); err != nil {
+			return err
+		}
 	}
 	// The frame was built from recs; the queue keeps only the slice, whose
 	// records nobody changes after appending them.
 	b := journalBatch{recs: append([]Record(nil), recs...), next: next}
 	j.mu.Lock()
 	j.off = off + int64(len(j.buf))
+	j.writes++
 	j.head = next
 	j.queue = append(j.queue, b)
 	j.mu.Unlock()
@@ -271,6 +294,42 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 	default:
 	}
 	return nil
+}
+
+// sync fdatasyncs the journal. A failure breaks the journal for good.
+func (j *Journal) sync() error {
+	if err := j.fdatasync(j.fd); err != nil {
+		err = fmt.Errorf("store: journal fdatasync failed; no append succeeds until the gateway restarts: %w", err)
+		j.mu.Lock()
+		j.broken = err
+		j.mu.Unlock()
+		j.logger.Error("audit journal broken", "path", j.path, "err", err)
+		return err
+	}
+	return nil
+}
+
+// syncLoop is the background fdatasync of JournalOptions.SyncInterval. It
+// runs beside the appends: a write while fdatasync runs is simply covered
+// by the next one.
+func (j *Journal) syncLoop() {
+	defer close(j.syncDone)
+	t := time.NewTicker(j.syncEvery)
+	defer t.Stop()
+	var synced int64
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+		}
+		j.mu.Lock()
+		writes, broken := j.writes, j.broken != nil
+		j.mu.Unlock()
+		if writes != synced && !broken && j.sync() == nil {
+			synced = writes
+		}
+	}
 }
 
 // reserve returns the offset at which the frame of events from first goes,
@@ -479,8 +538,12 @@ func (j *Journal) Close() error {
 		j.appendMu.Unlock()
 		close(j.stop)
 		<-j.indexDone
-		j.mu.Lock()
+		<-j.syncDone
 		var errs []error
+		if j.syncEvery > 0 && j.broken == nil {
+			errs = append(errs, j.sync())
+		}
+		j.mu.Lock()
 		if j.indexed < j.head.Size {
 			errs = append(errs, fmt.Errorf("store: journal: %d events left unindexed (indexed on the next open): %v", j.head.Size-j.indexed, j.indexErr))
 		}

@@ -35,7 +35,7 @@ func (e journalEnv) open(t *testing.T, index bool) *Journal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := openJournal(context.Background(), st, e.journal, nil)
+	j, err := openJournal(context.Background(), st, e.journal, JournalOptions{})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -45,6 +45,7 @@ func (e journalEnv) open(t *testing.T, index bool) *Journal {
 	} else {
 		close(j.indexDone)
 	}
+	close(j.syncDone)
 	return j
 }
 
@@ -235,7 +236,7 @@ func TestJournalGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	_, err = OpenJournal(context.Background(), st, e.journal, nil)
+	_, err = OpenJournal(context.Background(), st, e.journal, JournalOptions{})
 	if err == nil || !strings.Contains(err.Error(), "journal resumes at event 5 but the store ends at 3") {
 		t.Fatalf("open over a gap: err = %v", err)
 	}
@@ -259,7 +260,7 @@ func TestJournalLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := OpenJournal(context.Background(), st, e.journal, nil); !errors.Is(err, ErrJournalLocked) {
+	if _, err := OpenJournal(context.Background(), st, e.journal, JournalOptions{}); !errors.Is(err, ErrJournalLocked) {
 		t.Fatalf("second journal: err = %v, want ErrJournalLocked", err)
 	}
 }
@@ -377,4 +378,42 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("accepted frame does not round-trip: %v", err)
 		}
 	})
+}
+
+// TestJournalWriteDurability: with a sync interval appends do not wait for
+// fdatasync, a background sync follows, and what was appended survives the
+// process dying (the page cache keeps it).
+func TestJournalWriteDurability(t *testing.T) {
+	e := newJournalEnv(t)
+	st, err := OpenSQLite(e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := openJournal(context.Background(), st, e.journal, JournalOptions{SyncInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(j.indexDone) // no indexer: everything stays in the journal
+	syncs := make(chan struct{}, 100)
+	j.fdatasync = func(fd int) error {
+		syncs <- struct{}{}
+		return syscall.Fdatasync(fd)
+	}
+	appendBatches(t, j, 2, 3)
+	if n := len(syncs); n != 0 {
+		t.Fatalf("%d fdatasyncs on the append path", n)
+	}
+	go j.syncLoop()
+	select {
+	case <-syncs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no background fdatasync")
+	}
+	close(j.stop)
+	<-j.syncDone
+	crash(t, j)
+
+	j = e.open(t, true)
+	defer j.Close()
+	checkEvents(t, j, 5)
 }

@@ -17,6 +17,21 @@ const (
 	oidNumeric = 1700
 )
 
+// cannotCarryPAN reports whether values of a type cannot hold a card number
+// in text or binary form, so that scanning them is wasted: fixed-width
+// integers of at most ten digits, booleans, dates and times (whose digits
+// come in groups of at most four, with separators no detector accepts
+// inside a card number). Anything wider or free-form (int8, numeric,
+// floats, text, json, uuid, arrays, records, unknown types) is scanned.
+func cannotCarryPAN(oid uint32) bool {
+	switch oid {
+	case 16, 21, 23, 26, // bool, int2, int4, oid
+		1082, 1083, 1114, 1184: // date, time, timestamp, timestamptz
+		return true
+	}
+	return false
+}
+
 // errUnmaskable is returned when a value could carry sensitive data but
 // cannot be masked in its wire form (a card number in a binary bigint):
 // the row is withheld and the session ends (fail closed).
@@ -153,6 +168,9 @@ func (rm *rowMasker) maskValue(val []byte, col column, format int16) (newVal []b
 		rm.scratch = out
 		rm.masked++
 		return out, null, true, nil
+	}
+	if cannotCarryPAN(col.typeOID) {
+		return val, false, false, nil
 	}
 	// Text values, and binary values of text-like types (text, varchar,
 	// json, jsonb, arrays and records of them carry their text bytes), are

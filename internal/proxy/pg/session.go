@@ -425,6 +425,9 @@ func (s *Session) targetToClient() error {
 	s.cw = w
 	s.cwMu.Unlock()
 	rm := &rowMasker{m: s.server.opts.Masker}
+	// Looked up once: by label on every masked row it was a tenth of a
+	// masked result's cost.
+	maskedValues := s.server.opts.Metrics.ValuesMasked.WithLabelValues(s.Connection.Name)
 	var (
 		stmtDesc   = map[string]*rowDesc{}
 		portalDesc = map[string]*rowDesc{}
@@ -604,7 +607,7 @@ func (s *Session) targetToClient() error {
 			}
 		}
 		if rm.masked > 0 {
-			s.server.opts.Metrics.ValuesMasked.WithLabelValues(s.Connection.Name).Add(float64(rm.masked))
+			maskedValues.Add(float64(rm.masked))
 			rm.masked = 0
 		}
 		if len(out) != len(body) || (len(out) > 0 && &out[0] != &body[0]) {

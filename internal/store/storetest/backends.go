@@ -57,7 +57,7 @@ func JournaledSQLiteDB(t *testing.T) DB {
 		if err != nil {
 			return nil, err
 		}
-		j, err := store.OpenJournal(context.Background(), st, journal, nil)
+		j, err := store.OpenJournal(context.Background(), st, journal, store.JournalOptions{})
 		if err != nil {
 			st.Close()
 			return nil, err
