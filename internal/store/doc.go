@@ -17,12 +17,17 @@
 // same index, and a writer that lost the race rebuilds its batch on the new
 // head.
 //
-// Appends are the hot path (one durable transaction per statement a client
-// runs), so each is one round trip on PostgreSQL and, on SQLite, runs on a
-// connection of its own whose statements are prepared once: modernc's
-// database/sql driver parses SQL on every execution. Every secondary index
-// costs each append a b-tree insert and a page in the WAL; see
-// migrations/*/0001_audit.sql for which filters have one.
+// Appends are the hot path (one durable write per group of statements
+// clients run), so each is one round trip on PostgreSQL. The gateway puts
+// the SQLite store behind a Journal: appends are durable once written (and
+// fdatasynced) to an append-only file, and an indexer moves them into SQLite
+// in large transactions, on a connection of its own whose statements are
+// prepared once (modernc's database/sql driver parses SQL on every
+// execution). Every secondary index costs each indexed event a b-tree
+// insert; see migrations/*/0001_audit.sql for which filters have one.
+//
+// Streaming export sinks keep their delivery cursors here too
+// (ExportCursors), so that a restart resumes where delivery stopped.
 //
 // The event, event-table and checkpoint tables reject UPDATE and DELETE with
 // triggers. That is defence in depth, not the security boundary: anyone who
