@@ -169,7 +169,7 @@ func (t *policyTester) test(sql string) testResult {
 			Message:    fmt.Sprintf("%s may not use role %q on connection %q", t.principal.Name, t.base.Role, t.base.Connection),
 			Statements: []policy.StatementDecision{}}
 	}
-	j := t.pol.Judge(t.analyzer, sql, nil, t.base)
+	j := t.pol.Judge(t.analyzer, sql, nil, t.base, nil)
 	return testResult{
 		Verdict:    j.Decision.Action.String(),
 		Rule:       j.Decision.Rule,

@@ -49,6 +49,8 @@ type Log struct {
 
 	batches, events, failed atomic.Int64
 
+	facts factsCache // canonical facts by their encoding, for enqueue
+
 	stopLoop chan struct{}  // closed by Shutdown to stop the checkpoint loop
 	wg       sync.WaitGroup // the committer and the checkpoint loop
 	shutOnce sync.Once
@@ -197,7 +199,7 @@ func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 	req := &request{done: make(chan result, 1), lazy: lazy}
 	// Normalising (re-encoding the facts, sorting tables) does not depend
 	// on the time: do it before taking the lock.
-	ce, err := ev.canonical()
+	ce, err := ev.canonical(&l.facts)
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
 	}
@@ -308,7 +310,7 @@ func (l *Log) windowEventLocked(t time.Time) store.Record {
 			"last_error":     f.lastErr,
 		},
 	}
-	ce, _ := ev.canonical() // no facts: cannot fail
+	ce, _ := ev.canonical(nil) // no facts: cannot fail
 	data, _ := marshal(ce)
 	return record(&ce, data)
 }

@@ -153,3 +153,45 @@ func TestDocExamples(t *testing.T) {
 		t.Errorf("missing claim: %v", d)
 	}
 }
+
+// TestJudgeMemo: a session's memo gives the decisions evaluation gives, for
+// repeated statements, across the in-transaction flag, and with EXECUTE of
+// names whose meaning changes.
+func TestJudgeMemo(t *testing.T) {
+	p := mustCompile(t, Config{Default: Allow, Rules: []Rule{
+		{Name: "writes-in-tx", When: `size(stmt.inserts) > 0 && !session.in_transaction`, Action: Deny},
+	}})
+	a := pg.NewAnalyzer(100)
+	ps, plain := pg.NewPreparedSet(), pg.NewPreparedSet()
+	var memo Memo
+	base := Input{Principal: &identity.Principal{Name: "a"}, Role: "writer"}
+	steps := []struct {
+		sql  string
+		inTx bool
+		want Action
+	}{
+		{"SELECT 1", false, Allow},
+		{"SELECT 2", false, Allow}, // same normalised statement: from the memo
+		{"INSERT INTO t VALUES (1)", false, Deny},
+		{"INSERT INTO t VALUES (2)", true, Allow}, // same statement, other flag
+		{"INSERT INTO t VALUES (3)", false, Deny},
+		{"PREPARE s AS SELECT 1", false, Allow},
+		{"EXECUTE s", false, Allow},
+		{"DEALLOCATE s", false, Allow},
+		{"PREPARE s AS INSERT INTO t VALUES (1)", true, Allow},
+		{"EXECUTE s", true, Allow},
+		{"EXECUTE s", false, Deny}, // the name now means an INSERT
+	}
+	for _, st := range steps {
+		in := base
+		in.Session.InTransaction = st.inTx
+		got := p.Judge(a, st.sql, ps, in, &memo).Decision
+		want := p.Judge(a, st.sql, plain, in, nil).Decision
+		if got.Action != st.want || got.Action != want.Action || got.Rule != want.Rule {
+			t.Errorf("%s (in tx %v): memo %+v, evaluated %+v, want %s", st.sql, st.inTx, got, want, st.want)
+		}
+	}
+	if len(memo.m) == 0 {
+		t.Fatal("the memo remembered nothing")
+	}
+}

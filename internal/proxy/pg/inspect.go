@@ -67,7 +67,7 @@ func (s *Session) judge(ctx context.Context, sql string, stmtName *string) (d *d
 		Role:       s.Role.Name,
 		Session:    policy.SessionInfo{ID: s.ID, ClientAddr: s.ClientAddr, InTransaction: s.txStatus.Load() != 'I'},
 	}
-	j := pol.Judge(in.Analyzer, sql, s.prepared, base)
+	j := pol.Judge(in.Analyzer, sql, s.prepared, base, &s.decisions)
 	worst := j.Decision
 	s.server.opts.Metrics.Statements.WithLabelValues(s.Connection.Name, worst.Action.String()).Inc()
 	// Audit before forward: the decision is durable before the statement

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/mask"
+	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/record"
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,9 @@ type Session struct {
 	// prepared maps SQL-level and protocol-level prepared statement names
 	// to their facts; only the client→target direction touches it.
 	prepared *sqlpg.PreparedSet
+	// decisions remembers policy decisions on statements this session ran
+	// (touched only by the client→target goroutine, as prepared is).
+	decisions policy.Memo
 	// grantUntil ends a session whose connect-time approval runs out.
 	grantUntil time.Time
 	// latency is the connection's statement latency histogram.
