@@ -50,8 +50,9 @@ func TestReferenceDeploymentLoads(t *testing.T) {
 	}
 }
 
-func TestErrorsCarryFileAndLine(t *testing.T) {
-	base := `data_dir: /tmp/x
+// minimalYAML is the smallest valid config (17 lines, with env TOK and PW):
+// tests append the section they are about, so its errors are on line 18 on.
+const minimalYAML = `data_dir: /tmp/x
 listeners:
   postgres:
     address: 127.0.0.1:15432
@@ -69,6 +70,9 @@ connections:
         password: env:PW
         groups: [agents]
 `
+
+func TestErrorsCarryFileAndLine(t *testing.T) {
+	base := minimalYAML
 	tests := []struct {
 		name string
 		yaml string

@@ -6,24 +6,7 @@ import (
 )
 
 func TestAuditDurability(t *testing.T) {
-	base := `data_dir: /tmp/x
-listeners:
-  postgres:
-    address: 127.0.0.1:15432
-identities:
-  static:
-    - name: a
-      token: env:TOK
-      groups: [agents]
-connections:
-  - name: shop
-    address: 127.0.0.1:5432
-    roles:
-      - name: reader
-        user: r
-        password: env:PW
-        groups: [agents]
-`
+	base := minimalYAML
 	e := env(map[string]string{"TOK": "t", "PW": "p", "DSN": "postgres://x"})
 	for _, tt := range []struct {
 		name, yaml string

@@ -7,26 +7,7 @@ import (
 )
 
 func TestAuditExport(t *testing.T) {
-	base := `data_dir: /tmp/x
-listeners:
-  postgres:
-    address: 127.0.0.1:15432
-identities:
-  static:
-    - name: a
-      token: env:TOK
-      groups: [agents]
-connections:
-  - name: shop
-    address: 127.0.0.1:5432
-    roles:
-      - name: reader
-        user: r
-        password: env:PW
-        groups: [agents]
-audit:
-  export:
-`
+	base := minimalYAML + "audit:\n  export:\n"
 	e := env(map[string]string{"TOK": "t", "PW": "p", "SIEM_SECRET": "hmac-key"})
 
 	t.Run("defaults", func(t *testing.T) {

@@ -6,16 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/metrics"
-	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // TestExporterStreamsAndStops: each sink streams on its own (one receiver
@@ -23,26 +20,7 @@ import (
 // ends every goroutine.
 func TestExporterStreamsAndStops(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(filepath.Join(dir, "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	signer, _, err := audit.LoadOrCreateSigner(filepath.Join(dir, "audit.key"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := audit.Open(ctx, st, signer, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Shutdown(ctx)
-	for range 5 {
-		if _, err := log.Append(ctx, audit.Event{Kind: audit.KindGatewayStart}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, _, _ := auditFixture(t, 5)
 	var got atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -14,14 +14,18 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-func TestPrunerPrunesAndStops(t *testing.T) {
+// auditFixture is an audit log on a SQLite store in t's temporary
+// directory, with n events, and the verifier of its checkpoints. Both are
+// closed when t ends.
+func auditFixture(t *testing.T, n int) (store.Store, *audit.Log, note.Verifiers) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(filepath.Join(dir, "gatehouse.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	signer, vkey, err := audit.LoadOrCreateSigner(filepath.Join(dir, "audit.key"), "")
 	if err != nil {
 		t.Fatal(err)
@@ -30,17 +34,22 @@ func TestPrunerPrunesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vs := note.VerifierList(v)
 	log, err := audit.Open(ctx, st, signer, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer log.Shutdown(ctx)
-	for i := 0; i < 5; i++ {
+	t.Cleanup(func() { log.Shutdown(ctx) })
+	for range n {
 		if _, err := log.Append(ctx, audit.Event{Kind: audit.KindGatewayStart}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return st, log, note.VerifierList(v)
+}
+
+func TestPrunerPrunesAndStops(t *testing.T) {
+	ctx := context.Background()
+	st, log, vs := auditFixture(t, 5)
 	if _, err := log.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
