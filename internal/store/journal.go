@@ -62,7 +62,12 @@ type Journal struct {
 	writes  int64      // frames written, for the background syncer
 	off     int64      // where the next frame goes
 	queue   []journalBatch
-	indexed int64 // the index's size, durable in the store
+	indexed int64 // the index's size, committed in the store
+	// durable is the index's size known to be on disk: indexed, unless the
+	// store defers its syncs (deferredSync) and SyncIndex has not run since.
+	// The journal starts over only once durable reaches its head.
+	durable  int64
+	deferred deferredSync // the store, if it defers syncs; else nil
 	// indexErr is the index's last failure, nil once an attempt succeeds.
 	indexErr error
 	// broken is a failed write whose outcome on disk is unknown.
@@ -125,6 +130,20 @@ type JournalOptions struct {
 	// before every append returns.
 	SyncInterval time.Duration
 }
+
+// deferredSync is a store whose appends can skip their own fsync and be made
+// durable in bulk. Through a journal, an index commit need not be on disk
+// until the journal is about to forget its events: syncing every index
+// transaction only made the journal's own fdatasync wait behind it.
+type deferredSync interface {
+	DeferSync() error
+	SyncIndex() error
+}
+
+// journalSyncAt is how far the journal grows, once the index has caught
+// up, before the index is synced so that the journal can start over: about
+// a second of a busy gateway's events.
+const journalSyncAt = 1 << 20
 
 // ErrJournalLocked is returned by OpenJournal when another process holds the
 // journal: a gateway is running on the store.
@@ -224,7 +243,15 @@ func (j *Journal) replay(ctx context.Context) error {
 		j.logger.Info("audit journal replayed", "events", pending[len(pending)-1].next.Size-h.Size, "size", pending[len(pending)-1].next.Size)
 		h = pending[len(pending)-1].next
 	}
-	j.head, j.indexed, j.off = h, h.Size, 0
+	// The index is synchronous until here, so what replay indexed is on
+	// disk; from now on it may defer.
+	j.head, j.indexed, j.durable, j.off = h, h.Size, h.Size, 0
+	if d, ok := j.JournalIndex.(deferredSync); ok {
+		if err := d.DeferSync(); err != nil {
+			return fmt.Errorf("defer index syncs: %w", err)
+		}
+		j.deferred = d
+	}
 	if len(data) < journalPrealloc {
 		if _, err := j.f.WriteAt(make([]byte, journalPrealloc-len(data)), int64(len(data))); err != nil {
 			return fmt.Errorf("preallocate: %w", err)
@@ -348,7 +375,7 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 		case first != j.head.Size:
 			return 0, &ConflictError{Head: j.head}
 		}
-		if j.indexed == j.head.Size {
+		if j.durable == j.head.Size {
 			// Everything before is durable in the store: start over, on
 			// blocks the file already has.
 			j.off = 0
@@ -492,6 +519,11 @@ func (j *Journal) indexQueued() (failed bool) {
 		}
 		j.mu.Unlock()
 		if len(take) == 0 {
+			if err := j.syncIndex(false); err != nil {
+				j.logger.Error("audit index sync failing; appends refused until it recovers", "err", err)
+				j.signalProgress(err, 0)
+				return true
+			}
 			j.signalProgress(nil, 0)
 			return false
 		}
@@ -507,6 +539,26 @@ func (j *Journal) indexQueued() (failed bool) {
 	}
 }
 
+// syncIndex syncs a deferring index once it has caught up with a journal
+// grown past journalSyncAt (or at once with force), so that the journal can
+// start over.
+func (j *Journal) syncIndex(force bool) error {
+	j.mu.Lock()
+	due := j.deferred != nil && j.durable < j.indexed && (force || j.indexed == j.head.Size && j.off >= journalSyncAt)
+	size := j.indexed
+	j.mu.Unlock()
+	if !due {
+		return nil
+	}
+	if err := j.deferred.SyncIndex(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.durable = max(j.durable, size)
+	j.mu.Unlock()
+	return nil
+}
+
 // signalProgress records an index attempt (err, or the number of batches
 // that were indexed from the front of the queue) and wakes those waiting.
 func (j *Journal) signalProgress(err error, batches int) {
@@ -514,6 +566,9 @@ func (j *Journal) signalProgress(err error, batches int) {
 	defer j.mu.Unlock()
 	if batches > 0 {
 		j.indexed = j.queue[batches-1].next.Size
+		if j.deferred == nil {
+			j.durable = j.indexed
+		}
 		j.queue = j.queue[batches:]
 		if len(j.queue) == 0 {
 			j.queue = nil // let the indexed records go
@@ -540,6 +595,9 @@ func (j *Journal) Close() error {
 		<-j.indexDone
 		<-j.syncDone
 		var errs []error
+		// Not needed for safety (the journal keeps what the index may lack),
+		// but a stopped gateway's database is then whole on its own.
+		errs = append(errs, j.syncIndex(true))
 		if j.syncEvery > 0 && j.broken == nil {
 			errs = append(errs, j.sync())
 		}

@@ -154,6 +154,9 @@ func TestJournalReuse(t *testing.T) {
 	if err := j.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if err := j.syncIndex(true); err != nil {
+		t.Fatal(err)
+	}
 	// Stop the indexer, then append: the frame goes to offset 0, ahead of
 	// four indexed frames of the previous generation.
 	close(j.stop)
@@ -340,7 +343,7 @@ func TestJournalFull(t *testing.T) {
 	j := e.open(t, false)
 	defer crash(t, j)
 	j.off = journalLimit
-	j.indexed = -1 // not caught up, so the offset is not reset
+	j.durable = -1 // the index is not on disk, so the offset is not reset
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := j.AppendEvents(ctx, []Record{jrec(0)}, jhead(1))
@@ -416,4 +419,59 @@ func TestJournalWriteDurability(t *testing.T) {
 	j = e.open(t, true)
 	defer j.Close()
 	checkEvents(t, j, 5)
+}
+
+// TestJournalDeferredIndexSync: the SQLite index commits without fsync
+// behind a journal; the journal starts over only after the index has been
+// synced, which happens once it has caught up with a journal grown past
+// journalSyncAt. A crash at any point replays what the index may lack.
+func TestJournalDeferredIndexSync(t *testing.T) {
+	e := newJournalEnv(t)
+	j := e.open(t, true)
+	if j.deferred == nil {
+		t.Fatal("the SQLite index does not defer its syncs")
+	}
+	ctx := context.Background()
+	appendBatches(t, j, 4)
+	if err := j.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	durable, indexed, off := j.durable, j.indexed, j.off
+	j.mu.Unlock()
+	if indexed != 4 || durable != 0 || off == 0 {
+		t.Fatalf("after a small append: indexed %d, durable %d, offset %d; want 4, 0 (not yet synced), > 0", indexed, durable, off)
+	}
+	// Grow the journal past journalSyncAt, letting the index catch up.
+	for j.off < journalSyncAt {
+		appendBatches(t, j, 64)
+		if err := j.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		appendBatches(t, j, 1) // an append after the sync starts the file over
+		j.mu.Lock()
+		off, durable = j.off, j.durable
+		j.mu.Unlock()
+		if off < journalSyncAt/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal never started over: offset %d, durable %d", off, durable)
+		}
+		if err := j.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(JournalIndexDelay)
+	}
+	if durable == 0 {
+		t.Fatal("the index was never synced")
+	}
+	h, _ := j.Head(ctx)
+	crash(t, j)
+	j = e.open(t, true)
+	defer j.Close()
+	checkEvents(t, j, h.Size)
 }

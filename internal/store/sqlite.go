@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -18,8 +20,9 @@ import (
 // SQLite is the embedded store: one database file (plus its -wal and -shm
 // files) in the data directory.
 type SQLite struct {
-	db  *sql.DB
-	app *sqliteAppender // AppendEvents' own connection
+	db   *sql.DB
+	app  *sqliteAppender // AppendEvents' own connection
+	path string
 }
 
 var _ Store = (*SQLite)(nil)
@@ -53,7 +56,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	s := &SQLite{db: db}
+	s := &SQLite{db: db, path: path}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
@@ -191,6 +194,38 @@ func (s *SQLite) checkpoints(ctx context.Context, query string) ([]Checkpoint, e
 		return nil, fmt.Errorf("store: checkpoints: %w", err)
 	}
 	return cs, nil
+}
+
+// DeferSync makes AppendEvents' commits durable only on SyncIndex (or the
+// next checkpoint of the WAL), for a caller that keeps the events durable
+// elsewhere until then: a Journal. Other writes keep synchronous=FULL.
+func (s *SQLite) DeferSync() error {
+	s.app.mu.Lock()
+	defer s.app.mu.Unlock()
+	if s.app.db == 0 {
+		return errAppenderClosed
+	}
+	return s.app.execLocked(`PRAGMA synchronous = NORMAL`)
+}
+
+// SyncIndex makes every committed append durable: in WAL mode with
+// synchronous=NORMAL a commit is in the WAL file but not yet on disk, and a
+// checkpoint syncs the WAL before copying it and the database after, so an
+// fdatasync of the WAL file covers whatever has not been checkpointed.
+// fdatasync acts on the file, not the descriptor: one opened here does.
+func (s *SQLite) SyncIndex() error {
+	f, err := os.Open(s.path + "-wal")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no WAL: everything is in the database file, synced
+	}
+	if err != nil {
+		return fmt.Errorf("store: sync index: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("store: sync index: %w", err)
+	}
+	return nil
 }
 
 // Close implements Store.
