@@ -32,8 +32,8 @@ import (
 // The journal holds an exclusive lock on its file: one process appends to a
 // journaled store, and Open replays into the store whatever a crash left
 // unindexed. The file is reused from the start whenever the index has caught
-// up, so it stays small; frames from before are told apart by their indexes
-// (see journalframe.go).
+// up and is on disk (see deferredSync), so it stays small; frames from before
+// are told apart by their indexes (see journalframe.go).
 //
 // If an fdatasync fails the journal is broken for good, as PostgreSQL treats
 // a failed fsync: the kernel may have dropped the dirty pages, so nothing
