@@ -93,6 +93,10 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 	n := int(binary.BigEndian.Uint16(body))
 	rest := body[2:]
 	rebuilt := false
+	// Types let values go unscanned (cannotCarryPAN) only when the row has
+	// exactly the described columns: a description that does not fit the
+	// row cannot be trusted to say what the values are.
+	typed := desc != nil && len(desc.cols) == n
 	var start int // offset in body where the current value's length starts
 	for i := 0; i < n; i++ {
 		if len(rest) < 4 {
@@ -121,7 +125,7 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 		if useBind {
 			format = formatOf(formats, i)
 		}
-		newVal, isNull, changed, err := rm.maskValue(val, col, format)
+		newVal, isNull, changed, err := rm.maskValue(val, col, format, typed)
 		if err != nil {
 			return nil, err
 		}
@@ -145,8 +149,9 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 	return rm.out, nil
 }
 
-// maskValue masks one column value. newVal is valid until the next call.
-func (rm *rowMasker) maskValue(val []byte, col column, format int16) (newVal []byte, isNull, changed bool, err error) {
+// maskValue masks one column value; typed says whether col's type can be
+// trusted to skip the scan. newVal is valid until the next call.
+func (rm *rowMasker) maskValue(val []byte, col column, format int16, typed bool) (newVal []byte, isNull, changed bool, err error) {
 	if format == 1 && (col.typeOID == oidInt8 || col.typeOID == oidNumeric) {
 		text, err := binaryNumberText(rm.scratch[:0], val, col.typeOID)
 		if err != nil {
@@ -169,7 +174,7 @@ func (rm *rowMasker) maskValue(val []byte, col column, format int16) (newVal []b
 		rm.masked++
 		return out, null, true, nil
 	}
-	if cannotCarryPAN(col.typeOID) {
+	if typed && cannotCarryPAN(col.typeOID) {
 		return val, false, false, nil
 	}
 	// Text values, and binary values of text-like types (text, varchar,
