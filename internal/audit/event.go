@@ -139,7 +139,7 @@ func marshal(v any) ([]byte, error) {
 // factsCache remembers the canonical form of statement facts. A
 // statement's facts are its analysis, which the analyser caches by
 // normalised text: the same few recur on every execution, and decoding and
-// re-encoding them was a tenth of an audited statement's CPU.
+// re-encoding them took 6% of the gateway's CPU under pgbench.
 type factsCache struct {
 	mu sync.Mutex
 	m  map[string][]byte

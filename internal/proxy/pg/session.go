@@ -429,8 +429,8 @@ func (s *Session) targetToClient() error {
 	s.cw = w
 	s.cwMu.Unlock()
 	rm := &rowMasker{m: s.server.opts.Masker}
-	// Looked up once: by label on every masked row it was a tenth of a
-	// masked result's cost.
+	// Looked up once: by label on every masked row it took 4% of the CPU
+	// of a large masked result.
 	maskedValues := s.server.opts.Metrics.ValuesMasked.WithLabelValues(s.Connection.Name)
 	var (
 		stmtDesc   = map[string]*rowDesc{}
