@@ -31,21 +31,29 @@ func newJournalEnv(t *testing.T) journalEnv {
 // process died before it could.
 func (e journalEnv) open(t *testing.T, index bool) *Journal {
 	t.Helper()
-	st, err := OpenSQLite(e.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := openJournal(context.Background(), st, e.journal, JournalOptions{})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
+	j := e.openIdle(t, JournalOptions{})
 	if index {
 		go j.indexLoop()
 	} else {
 		close(j.indexDone)
 	}
 	close(j.syncDone)
+	return j
+}
+
+// openIdle opens the journal with opts and starts none of its goroutines:
+// the caller starts them, or closes indexDone and syncDone in their stead.
+func (e journalEnv) openIdle(t *testing.T, opts JournalOptions) *Journal {
+	t.Helper()
+	st, err := OpenSQLite(e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := openJournal(context.Background(), st, e.journal, opts)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
 	return j
 }
 
@@ -388,14 +396,7 @@ func FuzzReadFrame(f *testing.F) {
 // process dying (the page cache keeps it).
 func TestJournalWriteDurability(t *testing.T) {
 	e := newJournalEnv(t)
-	st, err := OpenSQLite(e.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := openJournal(context.Background(), st, e.journal, JournalOptions{SyncInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := e.openIdle(t, JournalOptions{SyncInterval: 5 * time.Millisecond})
 	close(j.indexDone) // no indexer: everything stays in the journal
 	syncs := make(chan struct{}, 100)
 	j.fdatasync = func(fd int) error {
