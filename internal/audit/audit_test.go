@@ -860,3 +860,44 @@ func BenchmarkAppendSerial(b *testing.B) {
 	b.StopTimer()
 	storetest.ReportCPU(b, cpu)
 }
+
+// TestAppendAfter checks the two ways an outcome event gets committed: it
+// rides along with the next Append (one transaction for both), or, with no
+// Append coming, its own timer commits it.
+func TestAppendAfter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
+		e := newEnv(t, newDB)
+		ctx := context.Background()
+		const n = 10
+		for i := 0; i < n; i++ {
+			if _, err := e.log.Append(ctx, stmt(i)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.log.AppendAfter(audit.Event{Kind: audit.KindStatementOutcome, SessionID: "s0",
+				Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Each Append after the first took the previous outcome along.
+		if st := e.log.Stats(); st.Batches != n || st.Events != 2*n-1 {
+			t.Fatalf("after %d statements: %+v, want %d batches of %d events", n, st, n, 2*n-1)
+		}
+		// The last outcome has no Append to ride: its timer commits it.
+		deadline := time.Now().Add(5 * time.Second)
+		for e.log.Stats().Events != 2*n {
+			if time.Now().After(deadline) {
+				t.Fatalf("lazy event not committed on its own: %+v", e.log.Stats())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if st := e.log.Stats(); st.Batches != n+1 {
+			t.Fatalf("stats %+v, want %d batches", st, n+1)
+		}
+		if _, err := e.log.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rep := e.verify(t); !rep.OK() || rep.TreeSize != 2*n {
+			t.Fatalf("Verify = %+v", rep)
+		}
+	})
+}

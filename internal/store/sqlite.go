@@ -253,6 +253,9 @@ type sqliteAppender struct {
 	// reads it (SQLITE_STATIC) until the statement is reset.
 	buf    uintptr
 	bufCap int
+	// pins hold one block of each size class SQLite's b-tree balancing
+	// allocates from (see pinSizeClassesLocked).
+	pins [maxPinnedLog - minPinnedLog + 1]uintptr
 }
 
 // The appender's statements, prepared once.
@@ -324,7 +327,33 @@ func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
 	if err := a.growLocked(4096); err != nil {
 		return nil, err
 	}
+	if err := a.pinSizeClassesLocked(); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// Size classes pinned by the appender: 256 B to 16 KiB.
+const (
+	minPinnedLog = 8
+	maxPinnedLog = 14
+)
+
+// pinSizeClassesLocked allocates one block in each size class from 256 B to
+// 16 KiB and keeps it until close. modernc's allocator carves a class's
+// blocks from a 64 KiB mapping and unmaps it as soon as its last block is
+// freed, and a b-tree page split borrows a scratch buffer of a few KiB and
+// frees it at once: without a block keeping the mapping alive, every split
+// cost an mmap and a munmap, a quarter of an append's CPU. The pins cost
+// address space, not memory: only the pages touched are resident.
+func (a *sqliteAppender) pinSizeClassesLocked() error {
+	for i := range a.pins {
+		size := 1 << (minPinnedLog + i)
+		if a.pins[i] = libc.Xmalloc(a.tls, libc.Tsize_t(size)); a.pins[i] == 0 {
+			return fmt.Errorf("sqlite: cannot allocate %d bytes", size)
+		}
+	}
+	return nil
 }
 
 // cptr turns the address of C memory (allocated by modernc's libc, never
@@ -355,6 +384,12 @@ func (a *sqliteAppender) close() error {
 	if a.buf != 0 {
 		libc.Xfree(a.tls, a.buf)
 		a.buf, a.bufCap = 0, 0
+	}
+	for i, p := range a.pins {
+		if p != 0 {
+			libc.Xfree(a.tls, p)
+			a.pins[i] = 0
+		}
 	}
 	a.tls.Close()
 	a.tls = nil
