@@ -243,12 +243,27 @@ const maxPasses = 8
 //
 // It allocates only to grow dst or when a custom detector matches.
 func (m *Masker) AppendMask(dst, src []byte) (out []byte, found int) {
+	out, found = m.AppendMaskIfFound(dst, src)
+	if found == 0 {
+		return append(dst, src...), 0
+	}
+	return out, found
+}
+
+// AppendMaskIfFound is AppendMask for callers that forward clean values as
+// they are: when it finds nothing it returns dst unchanged and found 0,
+// without copying src. It scans once where Scan then AppendMask would scan
+// a value that needs masking twice.
+func (m *Masker) AppendMaskIfFound(dst, src []byte) (out []byte, found int) {
 	if len(m.custom) > 0 {
 		src, found = m.applyCustom(src)
 	}
 	mt, ok := m.next(src, 0)
 	if !ok {
-		return append(dst, src...), found
+		if found > 0 {
+			return append(dst, src...), found
+		}
+		return dst, 0
 	}
 	base := len(dst)
 	out = append(dst, src...)

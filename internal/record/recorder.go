@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -71,8 +72,10 @@ type Recorder struct {
 	droppedLen int64 // their size
 	closed     bool
 
-	errMu sync.Mutex // guards err; never held with mu's sends, so the writer can always set it
-	err   error      // the first store failure
+	// err is the first store failure, set by the writer goroutine without
+	// taking mu (which is held while waiting on it). An atomic, not a
+	// mutex: it is read on every entry, a million times for a large result.
+	err atomic.Pointer[error]
 
 	flushc chan chunkJob // filled chunks, to the writer goroutine
 	spare  chan []byte   // emptied buffers, back from it
@@ -343,9 +346,8 @@ func (r *Recorder) writeLoop() {
 	for job := range r.flushc {
 		if r.failure() == nil {
 			if err := r.storeChunk(job); err != nil {
-				r.errMu.Lock()
-				r.err = fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err)
-				r.errMu.Unlock()
+				err = fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err)
+				r.err.CompareAndSwap(nil, &err)
 			}
 		}
 		select {
@@ -384,9 +386,10 @@ func (r *Recorder) storeChunk(job chunkJob) error {
 }
 
 func (r *Recorder) failure() error {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	return r.err
+	if p := r.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Close writes the end entry, stores the last chunk, waits for the writer

@@ -181,14 +181,11 @@ func (rm *rowMasker) maskValue(val []byte, col column, format int16, typed bool)
 	// json, jsonb, arrays and records of them carry their text bytes), are
 	// scanned as they are. Card masks keep the length, so a binary encoding
 	// stays valid.
-	if !rm.m.Scan(val) {
-		return val, false, false, nil
-	}
-	out, found := rm.m.AppendMask(rm.scratch[:0], val)
-	rm.scratch = out
+	out, found := rm.m.AppendMaskIfFound(rm.scratch[:0], val)
 	if found == 0 {
 		return val, false, false, nil
 	}
+	rm.scratch = out
 	if format == 1 && len(out) != len(val) {
 		// A length-changing mask (a custom detector) would corrupt a
 		// binary encoding's inner lengths.
@@ -303,10 +300,10 @@ func (rm *rowMasker) maskNotification(body []byte) ([]byte, error) {
 // maskCopyData masks one CopyData message of COPY TO STDOUT. PostgreSQL
 // sends one row per message, so values are never split across messages.
 func (rm *rowMasker) maskCopyData(body []byte, binaryCopy bool) ([]byte, error) {
-	if !rm.m.Scan(body) {
+	out, n := rm.m.AppendMaskIfFound(rm.out[:0], body)
+	if n == 0 {
 		return body, nil
 	}
-	out, n := rm.m.AppendMask(rm.out[:0], body)
 	if binaryCopy && len(out) != len(body) {
 		return nil, fmt.Errorf("%w: a masked value changed length in binary COPY", errUnmaskable)
 	}

@@ -115,9 +115,9 @@ func columnNames(body []byte) []string {
 	return names
 }
 
-// recordTarget records one (already masked) target message.
-func (s *Session) recordTarget(typ byte, out []byte) error {
-	now := time.Now()
+// recordTarget records one (already masked) target message that arrived
+// at now.
+func (s *Session) recordTarget(now time.Time, typ byte, out []byte) error {
 	switch typ {
 	case 'T':
 		return s.rec.Columns(now, columnNames(out))

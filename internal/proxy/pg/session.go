@@ -440,9 +440,14 @@ func (s *Session) targetToClient() error {
 		errBuf     []byte
 		// The last result of the simple Query in progress, for its outcome.
 		queryTag, queryCode, queryMsg string
+		// When the message being handled arrived: the time of the read that
+		// completed it. Messages that came in one read share it, which
+		// saves a clock reading per row of a large result.
+		arrived time.Time
 	)
 	for {
-		if r.Buffered() == 0 {
+		buffered := r.Buffered()
+		if buffered == 0 {
 			s.cwMu.Lock()
 			err := w.Flush()
 			s.cwMu.Unlock()
@@ -451,6 +456,9 @@ func (s *Session) targetToClient() error {
 			}
 		}
 		typ, body, raw, err := r.Next()
+		if len(body)+5 > buffered {
+			arrived = time.Now()
+		}
 		if err != nil {
 			s.cwMu.Lock()
 			defer s.cwMu.Unlock()
@@ -603,7 +611,7 @@ func (s *Session) targetToClient() error {
 			return s.maskFailure(w, mErr)
 		}
 		if s.rec != nil {
-			if err := s.recordTarget(typ, out); err != nil {
+			if err := s.recordTarget(arrived, typ, out); err != nil {
 				// Withhold the message; the next read fails on the closed
 				// target and sends the client the reason.
 				s.recordingFailed(err)
