@@ -253,9 +253,9 @@ type sqliteAppender struct {
 	// reads it (SQLITE_STATIC) until the statement is reset.
 	buf    uintptr
 	bufCap int
-	// pins hold one block of each size class SQLite's b-tree balancing
-	// allocates from (see pinSizeClassesLocked).
-	pins [maxPinnedLog - minPinnedLog + 1]uintptr
+	// pins keep allocator mappings of the size classes SQLite's b-tree
+	// balancing borrows from (see pinSizeClassesLocked).
+	pins []uintptr
 }
 
 // The appender's statements, prepared once.
@@ -333,24 +333,48 @@ func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
 	return a, nil
 }
 
-// Size classes pinned by the appender: 256 B to 16 KiB.
+// Size classes pinned by the appender, 256 B to 16 KiB, and how many of
+// each class's 64 KiB mappings.
 const (
 	minPinnedLog = 8
 	maxPinnedLog = 14
+	pinnedPages  = 4
 )
 
-// pinSizeClassesLocked allocates one block in each size class from 256 B to
-// 16 KiB and keeps it until close. modernc's allocator carves a class's
-// blocks from a 64 KiB mapping and unmaps it as soon as its last block is
-// freed, and a b-tree page split borrows a scratch buffer of a few KiB and
-// frees it at once: without a block keeping the mapping alive, every split
-// cost an mmap and a munmap, a quarter of an append's CPU. The pins cost
+// pinSizeClassesLocked keeps pinnedPages of modernc's allocator mappings
+// alive for each size class from 256 B to 16 KiB until close. The allocator
+// carves a class's blocks from 64 KiB mappings and unmaps one as soon as
+// its last block is freed, and a b-tree page split borrows a page buffer
+// and a scratch buffer and frees them at once: whenever the live blocks of
+// a class filled its mappings, every split cost an mmap and a munmap, 10%
+// of the gateway's CPU under pgbench. One block kept in each of several
+// mappings leaves their other slots free for such borrowing. The pins cost
 // address space, not memory: only the pages touched are resident.
 func (a *sqliteAppender) pinSizeClassesLocked() error {
-	for i := range a.pins {
-		size := 1 << (minPinnedLog + i)
-		if a.pins[i] = libc.Xmalloc(a.tls, libc.Tsize_t(size)); a.pins[i] == 0 {
-			return fmt.Errorf("sqlite: cannot allocate %d bytes", size)
+	const mapping = 1 << 16
+	for log := minPinnedLog; log <= maxPinnedLog; log++ {
+		size := 1 << log
+		// The allocator fills one mapping before it starts the next, so
+		// this many blocks span at least pinnedPages mappings.
+		blocks := make([]uintptr, 0, pinnedPages*(mapping/size))
+		for range cap(blocks) {
+			p := libc.Xmalloc(a.tls, libc.Tsize_t(size))
+			if p == 0 {
+				for _, q := range blocks {
+					libc.Xfree(a.tls, q)
+				}
+				return fmt.Errorf("sqlite: cannot allocate %d bytes", size)
+			}
+			blocks = append(blocks, p)
+		}
+		seen := map[uintptr]bool{}
+		for _, p := range blocks {
+			if page := p &^ (mapping - 1); !seen[page] {
+				seen[page] = true
+				a.pins = append(a.pins, p)
+				continue
+			}
+			libc.Xfree(a.tls, p)
 		}
 	}
 	return nil
@@ -385,12 +409,10 @@ func (a *sqliteAppender) close() error {
 		libc.Xfree(a.tls, a.buf)
 		a.buf, a.bufCap = 0, 0
 	}
-	for i, p := range a.pins {
-		if p != 0 {
-			libc.Xfree(a.tls, p)
-			a.pins[i] = 0
-		}
+	for _, p := range a.pins {
+		libc.Xfree(a.tls, p)
 	}
+	a.pins = nil
 	a.tls.Close()
 	a.tls = nil
 	return err
