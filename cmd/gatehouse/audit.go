@@ -311,6 +311,7 @@ func auditPrune(ctx context.Context, env *cliEnv, args []string) int {
 	key := fs.String("key", "", "checkpoint verifier key `file` (default: the signing key's .pub next to it)")
 	beforeFlag := fs.String("before", "", "prune events older than `TIME` (RFC 3339, 2006-01-02, or a duration ago such as 8784h; default: audit.retention ago)")
 	dryRun := fs.Bool("dry-run", false, "print what would be pruned and change nothing")
+	ignoreExport := fs.Bool("ignore-export", false, "also prune events an audit.export sink has not accepted yet (it will never get them)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return 2
@@ -359,9 +360,16 @@ func auditPrune(ctx context.Context, env *cliEnv, args []string) int {
 		return 1
 	}
 	defer st.Close()
+	limit, sink := audit.NoPruneLimit, ""
+	if !*ignoreExport {
+		if limit, sink, err = audit.ExportHold(ctx, st, cfg.Audit.ExportNames()); err != nil {
+			fmt.Fprintln(env.stderr, "gatehouse:", err)
+			return 1
+		}
+	}
 	var res audit.PruneResult
 	if *dryRun {
-		res, err = audit.PlanPrune(ctx, st, vs, before)
+		res, err = audit.PlanPrune(ctx, st, vs, before, limit)
 	} else {
 		// The prune is recorded in the log, which takes the signing key;
 		// it is only read, never created.
@@ -380,7 +388,7 @@ func auditPrune(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintln(env.stderr, "gatehouse: the audit log cannot be opened to record the prune:", err)
 			return 1
 		}
-		res, err = l.Prune(ctx, vs, before)
+		res, err = l.Prune(ctx, vs, before, limit)
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if serr := l.Shutdown(sctx); err == nil && serr != nil {
 			err = serr
@@ -394,6 +402,9 @@ func auditPrune(ctx context.Context, env *cliEnv, args []string) int {
 	verb := "pruned"
 	if *dryRun {
 		verb = "would prune"
+	}
+	if res.HeldBack {
+		fmt.Fprintf(env.stdout, "keeping events from index %d: export sink %s has not accepted them (--ignore-export prunes them anyway)\n", limit, sink)
 	}
 	if res.Events() == 0 {
 		fmt.Fprintf(env.stdout, "nothing to prune: no signed checkpoint beyond index %d covers only events older than %s\n",

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -26,6 +27,10 @@ type PruneResult struct {
 	Root tlog.Hash
 	// Newest is the time of the last pruned event (index Below-1).
 	Newest time.Time
+	// HeldBack is set when events old enough to prune, and covered by a
+	// checkpoint, were kept because they lie at or past the limit (an
+	// export sink has not accepted them yet).
+	HeldBack bool
 
 	head store.Head // the compact range at Below
 }
@@ -33,14 +38,36 @@ type PruneResult struct {
 // Events is how many events the prune removes.
 func (r PruneResult) Events() int64 { return r.Below - r.From }
 
+// NoPruneLimit is the limit of a prune that nothing holds back.
+const NoPruneLimit int64 = math.MaxInt64
+
+// ExportHold returns the lowest export cursor of the sinks names: the index
+// of the first event one of them has not accepted, which retention must
+// keep so that the sink still gets it. sink names that sink; limit is
+// NoPruneLimit when names is empty.
+func ExportHold(ctx context.Context, st store.ExportCursors, names []string) (limit int64, sink string, err error) {
+	limit = NoPruneLimit
+	for _, name := range names {
+		pos, err := st.ExportCursor(ctx, name)
+		if err != nil {
+			return 0, "", fmt.Errorf("audit: export cursor of %s: %w", name, err)
+		}
+		if pos < limit {
+			limit, sink = pos, name
+		}
+	}
+	return limit, sink, nil
+}
+
 // PlanPrune works out what Prune would delete for before, changing
 // nothing. It picks the largest signed checkpoint (one that verifies with
 // verifiers) of size S beyond the current start of the log such that event
-// S-1, and so every event before it, is older than before. It then
-// recomputes the tree from the log's start to S and refuses with an error
-// if the events there do not hash to that checkpoint's root: pruning must
-// never erase the evidence of tampering.
-func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, before time.Time) (PruneResult, error) {
+// S-1, and so every event before it, is older than before, and S is at
+// most limit (ExportHold; NoPruneLimit for none). It then recomputes the
+// tree from the log's start to S and refuses with an error if the events
+// there do not hash to that checkpoint's root: pruning must never erase
+// the evidence of tampering.
+func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, before time.Time, limit int64) (PruneResult, error) {
 	if verifiers == nil {
 		return PruneResult{}, errors.New("audit: prune: no checkpoint verifier")
 	}
@@ -109,10 +136,16 @@ func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, be
 	if readErr != nil {
 		return PruneResult{}, fmt.Errorf("audit: prune: %w", readErr)
 	}
-	if i == 0 {
+	// cands[:i] are old enough; the limit may keep the latest of them.
+	j := i
+	for j > 0 && cands[j-1].c.Size > limit {
+		j--
+	}
+	res.HeldBack = j < i
+	if j == 0 {
 		return res, nil
 	}
-	target := cands[i-1]
+	target := cands[j-1]
 	// Rebuild the tree from the start to the target; every event must be
 	// there and hash to its leaf.
 	head := start
@@ -144,14 +177,14 @@ func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, be
 }
 
 // Prune deletes the events older than before that a signed checkpoint
-// covers (see PlanPrune), keeping in the store the compact range of the
+// covers, up to limit (see PlanPrune), keeping in the store the compact range of the
 // tree at the prune point and the checkpoint that signs it, so that Verify
 // goes on from there. An audit.pruned event saying what goes and which
 // checkpoint bridges it is made durable first: a prune marker without one
 // is a Verify finding. Prune is for retention (PCI DSS 10.5.1); run it no
 // more often than needed, since every prune reads the events it removes.
-func (l *Log) Prune(ctx context.Context, verifiers note.Verifiers, before time.Time) (PruneResult, error) {
-	res, err := PlanPrune(ctx, l.store, verifiers, before)
+func (l *Log) Prune(ctx context.Context, verifiers note.Verifiers, before time.Time, limit int64) (PruneResult, error) {
+	res, err := PlanPrune(ctx, l.store, verifiers, before, limit)
 	if err != nil || res.Events() == 0 {
 		return res, err
 	}

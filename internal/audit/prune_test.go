@@ -33,14 +33,14 @@ func prunedEnv(t *testing.T, newDB func(*testing.T) storetest.DB) (*env, audit.P
 	// largest whose events are all older.
 	before := recs[0].Time.Add(time.Nanosecond)
 	vs := note.VerifierList(e.v)
-	plan, err := audit.PlanPrune(ctx, e.st, vs, before)
+	plan, err := audit.PlanPrune(ctx, e.st, vs, before, audit.NoPruneLimit)
 	if err != nil || plan.From != 0 || plan.Below != 10 {
 		t.Fatalf("PlanPrune = %+v, %v; want [0, 10)", plan, err)
 	}
 	if n, _ := e.st.Events(ctx, store.Query{Limit: -1}); len(n) != 20 {
 		t.Fatalf("PlanPrune deleted events: %d left", len(n))
 	}
-	res, err := e.log.Prune(ctx, vs, before)
+	res, err := e.log.Prune(ctx, vs, before, audit.NoPruneLimit)
 	if err != nil || res.Below != 10 || res.Events() != 10 || res.Checkpoint.Size != 10 {
 		t.Fatalf("Prune = %+v, %v", res, err)
 	}
@@ -65,7 +65,7 @@ func TestPrune(t *testing.T) {
 		}
 		// Nothing more to prune with the same cut-off; the log goes on.
 		vs := note.VerifierList(e.v)
-		if res, err := e.log.Prune(ctx, vs, recs[0].Time); err != nil || res.Events() != 0 {
+		if res, err := e.log.Prune(ctx, vs, recs[0].Time, audit.NoPruneLimit); err != nil || res.Events() != 0 {
 			t.Fatalf("second Prune = %+v, %v; want nothing", res, err)
 		}
 		e.appendN(t, 3)
@@ -73,7 +73,7 @@ func TestPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A second prune starts from the first one's marker.
-		res, err := e.log.Prune(ctx, vs, time.Now().Add(time.Hour))
+		res, err := e.log.Prune(ctx, vs, time.Now().Add(time.Hour), audit.NoPruneLimit)
 		if err != nil || res.From != 10 || res.Below != 24 {
 			t.Fatalf("Prune of everything = %+v, %v", res, err)
 		}
@@ -82,6 +82,70 @@ func TestPrune(t *testing.T) {
 		}
 		if rep := e.verify(t); !rep.OK() || rep.PrunedBelow != 24 || rep.TreeSize != 25 {
 			t.Fatalf("Verify after second prune = %+v", rep)
+		}
+	})
+}
+
+// TestPruneHeldBackByExport checks that retention keeps what an export
+// sink has not accepted: the limit from the slowest cursor caps the prune
+// at the largest checkpoint not beyond it.
+func TestPruneHeldBackByExport(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
+		ctx := context.Background()
+		e := newEnv(t, newDB)
+		for i := 0; i < 4; i++ { // checkpoints at 5, 10, 15, 20
+			e.appendN(t, 5)
+			if _, err := e.log.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sinks := []string{"siem", "archive"}
+		if limit, _, err := audit.ExportHold(ctx, e.st, nil); err != nil || limit != audit.NoPruneLimit {
+			t.Fatalf("ExportHold of no sinks = %d, %v", limit, err)
+		}
+		// archive has everything below 12, siem below 17.
+		for name, pos := range map[string]int64{"siem": 17, "archive": 12} {
+			if err := e.st.AdvanceExportCursor(ctx, name, 0, pos); err != nil {
+				t.Fatal(err)
+			}
+		}
+		limit, sink, err := audit.ExportHold(ctx, e.st, sinks)
+		if err != nil || limit != 12 || sink != "archive" {
+			t.Fatalf("ExportHold = %d, %q, %v; want 12, archive", limit, sink, err)
+		}
+		vs := note.VerifierList(e.v)
+		everything := time.Now().Add(time.Hour)
+		res, err := e.log.Prune(ctx, vs, everything, limit)
+		if err != nil || res.Below != 10 || !res.HeldBack {
+			t.Fatalf("Prune held at 12 = %+v, %v; want below 10, held back", res, err)
+		}
+		storetest.Settle(t, e.st)
+		if recs, _ := e.st.Events(ctx, store.Query{Limit: 1}); len(recs) != 1 || recs[0].Index != 10 {
+			t.Fatalf("after the held-back prune the log starts at %+v, want event 10", recs)
+		}
+		// A sink that has accepted nothing keeps everything.
+		res, err = e.log.Prune(ctx, vs, everything, 0)
+		if err != nil || res.Events() != 0 || !res.HeldBack {
+			t.Fatalf("Prune held at 0 = %+v, %v; want nothing, held back", res, err)
+		}
+		// Once the sinks catch up, the rest goes.
+		for name, pos := range map[string]int64{"siem": 17, "archive": 12} {
+			if err := e.st.AdvanceExportCursor(ctx, name, pos, 21); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.log.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if limit, _, err = audit.ExportHold(ctx, e.st, sinks); err != nil {
+			t.Fatal(err)
+		}
+		res, err = e.log.Prune(ctx, vs, everything, limit)
+		if err != nil || res.From != 10 || res.Below != 21 || res.HeldBack {
+			t.Fatalf("Prune after catching up = %+v, %v; want [10, 21)", res, err)
+		}
+		if rep := e.verify(t); !rep.OK() {
+			t.Fatalf("Verify = %+v", rep)
 		}
 	})
 }
@@ -97,7 +161,7 @@ func TestPruneRefusesTampered(t *testing.T) {
 		d := dialect{name: backendName(t), db: e.db}
 		d.disableGuards(t)
 		d.exec(t, `UPDATE audit_events SET data = replace(data, 'allow', 'deny') WHERE idx = 2`)
-		_, err := e.log.Prune(ctx, note.VerifierList(e.v), time.Now().Add(time.Hour))
+		_, err := e.log.Prune(ctx, note.VerifierList(e.v), time.Now().Add(time.Hour), audit.NoPruneLimit)
 		if err == nil || !strings.Contains(err.Error(), "event 2") {
 			t.Fatalf("Prune over an altered event: err = %v", err)
 		}

@@ -231,7 +231,8 @@ type Audit struct {
 	// Retention is how long events are kept (0, the default: forever; else
 	// at least 24h, and PCI DSS 10.5.1 asks for a year, e.g. 8784h). Older
 	// events are pruned up to a signed checkpoint, which keeps the rest
-	// verifiable.
+	// verifiable. Events an Export sink has not accepted are kept until it
+	// has.
 	Retention time.Duration `yaml:"retention"`
 	// Export streams every event to webhook receivers (SIEMs), in order
 	// and at least once, each resuming where it stopped.
@@ -243,6 +244,15 @@ type Audit struct {
 	// killed but not a power loss or kernel crash, and is on disk within
 	// 10 ms.
 	Durability string `yaml:"durability"`
+}
+
+// ExportNames lists the names of the Export sinks.
+func (a *Audit) ExportNames() []string {
+	names := make([]string, 0, len(a.Export))
+	for _, sink := range a.Export {
+		names = append(names, sink.Name)
+	}
+	return names
 }
 
 // The values of audit.durability.

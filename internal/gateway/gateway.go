@@ -209,7 +209,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 	}
 	g.pruner = &pruner{audit: g.audit, st: g.store, verifiers: g.cpVerifiers, log: g.log.With("component", "retention"),
-		auditRetention: g.cfg.Audit.Retention, recRetention: g.cfg.Recordings.Retention, every: pruneEvery, now: time.Now}
+		auditRetention: g.cfg.Audit.Retention, exportSinks: g.cfg.Audit.ExportNames(),
+		recRetention: g.cfg.Recordings.Retention, every: pruneEvery, now: time.Now}
 	g.pruner.start()
 	if g.export, err = startExport(g.cfg, g.store, g.metrics, g.log.With("component", "export")); err != nil {
 		return fmt.Errorf("audit export: %w", err)

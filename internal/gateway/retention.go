@@ -24,9 +24,12 @@ type pruner struct {
 	verifiers      note.Verifiers
 	log            *slog.Logger
 	auditRetention time.Duration // 0: keep forever
-	recRetention   time.Duration // 0: keep forever
-	every          time.Duration
-	now            func() time.Time
+	// exportSinks are the audit.export sinks: events one of them has not
+	// accepted are kept past their retention, so that it still gets them.
+	exportSinks  []string
+	recRetention time.Duration // 0: keep forever
+	every        time.Duration
+	now          func() time.Time
 
 	cancel context.CancelFunc // ends the loop and a prune in progress
 	done   chan struct{}      // closed when the loop has returned
@@ -77,14 +80,7 @@ const maxPrunedIDs = 1000
 func (p *pruner) runOnce(ctx context.Context) {
 	now := p.now()
 	if p.auditRetention > 0 {
-		res, err := p.audit.Prune(ctx, p.verifiers, now.Add(-p.auditRetention))
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Error("audit retention: prune failed", "err", err)
-			}
-		} else if res.Events() > 0 {
-			p.log.Info("audit retention: pruned", "events", res.Events(), "below", res.Below)
-		}
+		p.pruneAudit(ctx, now.Add(-p.auditRetention))
 	}
 	if p.recRetention > 0 {
 		cutoff := now.Add(-p.recRetention)
@@ -106,5 +102,31 @@ func (p *pruner) runOnce(ctx context.Context) {
 			p.log.Error("recording retention: pruning not recorded", "err", err, "count", len(ids))
 		}
 		p.log.Info("recording retention: pruned", "recordings", len(ids))
+	}
+}
+
+// pruneAudit prunes the audit log below before, up to the slowest export
+// sink's cursor.
+func (p *pruner) pruneAudit(ctx context.Context, before time.Time) {
+	limit, sink, err := audit.ExportHold(ctx, p.st, p.exportSinks)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Error("audit retention: prune skipped", "err", err)
+		}
+		return
+	}
+	res, err := p.audit.Prune(ctx, p.verifiers, before, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Error("audit retention: prune failed", "err", err)
+		}
+		return
+	}
+	if res.Events() > 0 {
+		p.log.Info("audit retention: pruned", "events", res.Events(), "below", res.Below)
+	}
+	if res.HeldBack {
+		p.log.Warn("audit retention: keeping events past their retention until an export sink accepts them",
+			"sink", sink, "sink_cursor", limit, "older_than", before)
 	}
 }

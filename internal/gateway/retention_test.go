@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +86,38 @@ func TestPrunerPrunesAndStops(t *testing.T) {
 	rep, err := audit.Verify(ctx, st, vs)
 	if err != nil || !rep.OK() || rep.PrunedBelow != 5 {
 		t.Fatalf("Verify after prune = %+v, %v", rep, err)
+	}
+}
+
+// TestPrunerWaitsForExport checks that retention keeps the events an
+// audit.export sink has not accepted, and says so in the log.
+func TestPrunerWaitsForExport(t *testing.T) {
+	ctx := context.Background()
+	st, log, vs := auditFixture(t, 6)
+	if _, err := log.Checkpoint(ctx); err != nil { // size 6
+		t.Fatal(err)
+	}
+	if err := st.AdvanceExportCursor(ctx, "siem", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	p := &pruner{audit: log, st: st, verifiers: vs, log: slog.New(slog.NewTextHandler(&logged, nil)),
+		auditRetention: time.Nanosecond, exportSinks: []string{"siem"}, every: time.Hour,
+		now: func() time.Time { return time.Now().Add(time.Minute) }}
+	p.runOnce(ctx)
+	if ps, err := st.Prunes(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("pruned %+v (%v) although the sink has only events below 3 and the only checkpoint is at 6", ps, err)
+	}
+	if !strings.Contains(logged.String(), "until an export sink accepts them") || !strings.Contains(logged.String(), "sink=siem") {
+		t.Fatalf("the hold was not logged: %s", logged.String())
+	}
+	// The sink catches up: the next run prunes.
+	if err := st.AdvanceExportCursor(ctx, "siem", 3, 6); err != nil {
+		t.Fatal(err)
+	}
+	p.runOnce(ctx)
+	if ps, err := st.Prunes(ctx); err != nil || len(ps) != 1 || ps[0].Head.Size != 6 {
+		t.Fatalf("after the sink caught up: prunes %+v, %v; want one below 6", ps, err)
 	}
 }
 
