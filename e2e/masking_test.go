@@ -180,6 +180,10 @@ func TestColumnRuleShowsOnlyLastFour(t *testing.T) {
 	if out != want {
 		t.Errorf("payments.pan through the column rule:\n%s\nwant\n%s", out, want)
 	}
+	// Published once the result is sent (per read, not per row).
+	if n := testutilCounter(t, h, "gatehouse_values_masked_total"); n != 4 {
+		t.Errorf("gatehouse_values_masked_total = %v after four masked values, want 4", n)
+	}
 	// Not a plain column reference: the column rule cannot see it, so the
 	// reference policy denies it (protect-pan-expressions) ...
 	for _, q := range []string{"select pan || '' from payments where id = 1", "select reverse(pan) from payments", "select p from payments p", "select id from payments where pan like '4111%'"} {

@@ -444,10 +444,27 @@ func (s *Session) targetToClient() error {
 		// completed it. Messages that came in one read share it, which
 		// saves a clock reading per row of a large result.
 		arrived time.Time
+		// The request the rows in progress answer, looked up once per run
+		// of DataRows rather than once per row: only this goroutine pops
+		// requests, and a push does not change the front of a queue that
+		// has one.
+		rowsFor      item
+		rowsForKnown bool
+		// Counted here and published per read, not per message: each
+		// update is an atomic operation, several per row otherwise.
+		bytesOut int64
 	)
+	defer func() {
+		s.bytesOut.Add(bytesOut)
+		maskedValues.Add(float64(rm.masked))
+	}()
 	for {
 		buffered := r.Buffered()
 		if buffered == 0 {
+			if rm.masked > 0 {
+				maskedValues.Add(float64(rm.masked))
+				rm.masked = 0
+			}
 			s.cwMu.Lock()
 			err := w.Flush()
 			s.cwMu.Unlock()
@@ -458,6 +475,9 @@ func (s *Session) targetToClient() error {
 		typ, body, raw, err := r.Next()
 		if len(body)+5 > buffered {
 			arrived = time.Now()
+		}
+		if typ != 'D' {
+			rowsForKnown = false
 		}
 		if err != nil {
 			s.cwMu.Lock()
@@ -470,7 +490,7 @@ func (s *Session) targetToClient() error {
 			_ = w.Flush()
 			return err
 		}
-		s.bytesOut.Add(int64(len(body) + 5))
+		bytesOut += int64(len(body) + 5)
 
 		var mErr error
 		out := body
@@ -479,8 +499,10 @@ func (s *Session) targetToClient() error {
 			if rm.m == nil {
 				break
 			}
-			it, _ := s.track.front()
-			if it.kind == itemExecute {
+			if !rowsForKnown {
+				rowsFor, rowsForKnown = s.track.front()
+			}
+			if it := rowsFor; it.kind == itemExecute {
 				desc := portalDesc[it.name]
 				if desc == nil {
 					desc = stmtDesc[it.stmt]
@@ -617,10 +639,6 @@ func (s *Session) targetToClient() error {
 				s.recordingFailed(err)
 				continue
 			}
-		}
-		if rm.masked > 0 {
-			maskedValues.Add(float64(rm.masked))
-			rm.masked = 0
 		}
 		if len(out) != len(body) || (len(out) > 0 && &out[0] != &body[0]) {
 			raw = nil // rewritten: frame it anew
