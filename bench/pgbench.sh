@@ -78,7 +78,7 @@ pids+=($gh_pid)
 { cat "$work/pci.yaml"; printf 'audit:\n  durability: write\n'; } > "$work/pci-write.yaml"
 GATEHOUSE_DATA="$work/gh-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$write_port" GATEHOUSE_API_LISTEN="127.0.0.1:$write_api_port" \
   "$work/gatehouse" serve --config "$work/pci-write.yaml" 2>"$work/gatehouse-write.log" &
-pids+=($!)
+pids+=($!); write_pid=$!
 for _ in $(seq 50); do
   grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/gatehouse-write.log" 2>/dev/null && break
   sleep 0.2
@@ -86,12 +86,12 @@ done
 # Relay only: identity, TLS and credential injection, no inspection; and
 # the same without TLS, to show TLS's share of the cost.
 GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port" 2>"$work/relay.log" &
-pids+=($!)
+pids+=($!); relay_pid=$!
 GATEHOUSE_DATA="$work/plain" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$plain_port" --plaintext-loopback 2>"$work/plain.log" &
-pids+=($!)
+pids+=($!); plain_pid=$!
 # Everything gatehouse serve does but the audit log: what the audit costs.
 GATEHOUSE_DATA="$work/noaudit" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$noaudit_port" --inspect 2>"$work/noaudit.log" &
-pids+=($!)
+pids+=($!); noaudit_pid=$!
 for _ in $(seq 50); do
   grep -q 'relayonly started' "$work/plain.log" 2>/dev/null && grep -q 'relayonly started' "$work/relay.log" 2>/dev/null &&
     grep -q 'relayonly started' "$work/noaudit.log" 2>/dev/null && break
@@ -129,6 +129,24 @@ run() { # target script mode clients
   tps[$k]=$(awk -v a="${tps[$k]:-0}" -v b="$t" 'BEGIN{print a+b}')
   lat[$k]=$(awk -v a="${lat[$k]:-0}" -v b="$l" 'BEGIN{print a+b}')
 }
+if [ -n "${STRACE:-}" ]; then
+  # STRACE="relay-plain gh-write": system calls per select-only transaction
+  # at 1 client (strace -c -f over pgbench -t 2000), PgBouncer's first.
+  command -v strace >/dev/null || { echo "STRACE needs strace (apt-get install strace)" >&2; exit 1; }
+  declare -A tpid=([pgbouncer]="$(pgrep -n -f "$work/pgbouncer.ini")" [relay-plain]=$plain_pid [relay-tls]=$relay_pid
+    [no-audit]=$noaudit_pid [gatehouse]=$gh_pid [gh-write]=$write_pid)
+  for t in pgbouncer $STRACE; do
+    strace -c -f -o "$work/strace-$t.txt" -p "${tpid[$t]}" 2>/dev/null &
+    sp=$!
+    sleep 1
+    PGPASSWORD="${pw[$t]}" pgbench -n -S -c 1 -t 2000 "${conn[$t]}" >/dev/null 2>&1
+    kill -INT "$sp"; wait "$sp" 2>/dev/null || true
+    echo "== $t: system calls per transaction (2000 transactions, one connection)"
+    awk '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $4/2000 >= 0.01 { printf "  %-16s %6.2f\n", $NF, $4/2000 }' \
+      "$work/strace-$t.txt" | sort -k2 -nr | head -14
+  done
+  exit 0
+fi
 if [ -n "${PROFILE:-}" ]; then
   # PROFILE=extended: a 10 s CPU profile of gatehouse (PROFILE_TARGET=gh-write:
   # the audit.durability: write instance) under 8 clients.
