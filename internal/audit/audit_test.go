@@ -110,6 +110,18 @@ func (e *env) appendN(t *testing.T, n int) {
 	}
 }
 
+// appendCheckpointed appends groups of each events, signing a checkpoint
+// after each group.
+func (e *env) appendCheckpointed(t *testing.T, groups, each int) {
+	t.Helper()
+	for range groups {
+		e.appendN(t, each)
+		if _, err := e.log.Checkpoint(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (e *env) verify(t *testing.T) *audit.Report {
 	t.Helper()
 	rep, err := audit.Verify(context.Background(), e.st, note.VerifierList(e.v))
@@ -390,12 +402,7 @@ func TestTamper(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
 				ctx := context.Background()
 				e := newEnv(t, newDB)
-				for i := 0; i < 4; i++ { // checkpoints at 5, 10, 15, 20
-					e.appendN(t, 5)
-					if _, err := e.log.Checkpoint(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
+				e.appendCheckpointed(t, 4, 5) // checkpoints at 5, 10, 15, 20
 				recs, err := e.st.Events(ctx, store.Query{Limit: -1})
 				if err != nil {
 					t.Fatal(err)

@@ -19,12 +19,7 @@ func prunedEnv(t *testing.T, newDB func(*testing.T) storetest.DB) (*env, audit.P
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t, newDB)
-	for i := 0; i < 4; i++ {
-		e.appendN(t, 5)
-		if _, err := e.log.Checkpoint(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.appendCheckpointed(t, 4, 5)
 	recs, err := e.st.Events(ctx, store.Query{From: 10, Limit: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -93,12 +88,7 @@ func TestPruneHeldBackByExport(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
 		ctx := context.Background()
 		e := newEnv(t, newDB)
-		for i := 0; i < 4; i++ { // checkpoints at 5, 10, 15, 20
-			e.appendN(t, 5)
-			if _, err := e.log.Checkpoint(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+		e.appendCheckpointed(t, 4, 5) // checkpoints at 5, 10, 15, 20
 		sinks := []string{"siem", "archive"}
 		if limit, _, err := audit.ExportHold(ctx, e.st, nil); err != nil || limit != audit.NoPruneLimit {
 			t.Fatalf("ExportHold of no sinks = %d, %v", limit, err)
