@@ -180,7 +180,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() 
 //
 // Append sets ev.Time from the clock, never earlier than the previous
 // event's, so index order is time order. If ctx ends first Append returns
-// ctx.Err() although the event may still be committed.
+// ctx.Err() although the event may still be committed; a caller writing a
+// batch itself returns when the write does, within the write timeout
+// (WithWriteTimeout), since the batch holds other callers' events too.
 func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	req, err := l.enqueue(ev, false)
 	if err != nil {
