@@ -8,6 +8,7 @@
 #
 #   bash bench/pgbench.sh                 # 10 s per run, 3 rounds
 #   DURATION=5 ROUNDS=1 bash bench/pgbench.sh
+#   BASELINE=v1 TARGETS="no-audit base gatehouse base-write gh-write" bash bench/pgbench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -23,6 +24,7 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -d "$work/base-src" ]; then git worktree remove --force "$work/base-src" 2>/dev/null || true; fi
   # runuser does not pass the signal on: stop pgbouncer by its config path.
   pkill -f "$work/pgbouncer.ini" 2>/dev/null || true
   pg_cluster_down "$work"
@@ -83,6 +85,23 @@ for _ in $(seq 50); do
   grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/gatehouse-write.log" 2>/dev/null && break
   sleep 0.2
 done
+# BASELINE=<git revision>: the same two gateways built from that revision,
+# as targets base (fsync) and base-write, for a before/after in one run.
+if [ -n "${BASELINE:-}" ]; then
+  git worktree add -q --detach "$work/base-src" "$BASELINE"
+  (cd "$work/base-src" && go build -o "$work/gatehouse-base" ./cmd/gatehouse)
+  base_port=$(free_port 54409); base_api=$(free_port 54410); basew_port=$(free_port 54411); basew_api=$(free_port 54412)
+  GATEHOUSE_DATA="$work/base" GATEHOUSE_PG_LISTEN="127.0.0.1:$base_port" GATEHOUSE_API_LISTEN="127.0.0.1:$base_api" \
+    "$work/gatehouse-base" serve --config "$work/pci.yaml" 2>"$work/base.log" &
+  pids+=($!)
+  GATEHOUSE_DATA="$work/base-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$basew_port" GATEHOUSE_API_LISTEN="127.0.0.1:$basew_api" \
+    "$work/gatehouse-base" serve --config "$work/pci-write.yaml" 2>"$work/base-write.log" &
+  pids+=($!)
+  for _ in $(seq 50); do
+    grep -q '"gatehouse started"' "$work/base.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/base-write.log" 2>/dev/null && break
+    sleep 0.2
+  done
+fi
 # Relay only: identity, TLS and credential injection, no inspection; and
 # the same without TLS, to show TLS's share of the cost.
 GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port" 2>"$work/relay.log" &
@@ -107,7 +126,11 @@ conn[relay-tls]="host=127.0.0.1 port=$relay_port dbname=shop user=writer sslmode
 conn[relay-plain]="host=127.0.0.1 port=$plain_port dbname=shop user=writer sslmode=disable"; pw[relay-plain]=$agent
 conn[no-audit]="host=127.0.0.1 port=$noaudit_port dbname=shop user=writer sslmode=require"; pw[no-audit]=$agent
 conn[gh-write]="host=127.0.0.1 port=$write_port dbname=shop user=writer sslmode=require"; pw[gh-write]=$agent
-read -r -a targets <<<"${TARGETS:-direct pgbouncer relay-plain relay-tls no-audit gatehouse gh-write}"
+if [ -n "${BASELINE:-}" ]; then
+  conn[base]="host=127.0.0.1 port=$base_port dbname=shop user=writer sslmode=require"; pw[base]=$agent
+  conn[base-write]="host=127.0.0.1 port=$basew_port dbname=shop user=writer sslmode=require"; pw[base-write]=$agent
+fi
+read -r -a targets <<<"${TARGETS:-direct pgbouncer relay-plain relay-tls no-audit gatehouse gh-write${BASELINE:+ base base-write}}"
 
 # The 1,000,000-row table of the big SELECT: every row carries a card number.
 make_big() {
