@@ -93,10 +93,10 @@ if [ -n "${BASELINE:-}" ]; then
   base_port=$(free_port 54409); base_api=$(free_port 54410); basew_port=$(free_port 54411); basew_api=$(free_port 54412)
   GATEHOUSE_DATA="$work/base" GATEHOUSE_PG_LISTEN="127.0.0.1:$base_port" GATEHOUSE_API_LISTEN="127.0.0.1:$base_api" \
     "$work/gatehouse-base" serve --config "$work/pci.yaml" 2>"$work/base.log" &
-  pids+=($!)
+  pids+=($!); base_pid=$!
   GATEHOUSE_DATA="$work/base-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$basew_port" GATEHOUSE_API_LISTEN="127.0.0.1:$basew_api" \
     "$work/gatehouse-base" serve --config "$work/pci-write.yaml" 2>"$work/base-write.log" &
-  pids+=($!)
+  pids+=($!); basew_pid=$!
   for _ in $(seq 50); do
     grep -q '"gatehouse started"' "$work/base.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/base-write.log" 2>/dev/null && break
     sleep 0.2
@@ -140,24 +140,36 @@ make_big() {
 }
 
 declare -A tps lat
+# The proxy process of each target, for its CPU time per transaction: a
+# steadier figure than TPS on a VM whose speed drifts.
+declare -A tpid=([pgbouncer]="$(pgrep -n -f "$work/pgbouncer.ini" || true)" [relay-plain]=$plain_pid [relay-tls]=$relay_pid
+  [no-audit]=$noaudit_pid [gatehouse]=$gh_pid [gh-write]=$write_pid)
+if [ -n "${BASELINE:-}" ]; then tpid[base]=$base_pid; tpid[base-write]=$basew_pid; fi
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A cpu
 run() { # target script mode clients
   local flag=-S; [ "$2" = tpcb ] && flag=""
   local j=1; [ "$4" -gt 1 ] && j=2
-  local out
+  local out c0=0 c1=0 p=${tpid[$1]:-}
+  [ -n "$p" ] && c0=$(cpu_ticks "$p")
   out=$(PGPASSWORD="${pw[$1]}" pgbench -n $flag -M "$3" -c "$4" -j "$j" -T "$DURATION" "${conn[$1]}" 2>&1) || { echo "$out" >&2; return 1; }
-  local t l
+  [ -n "$p" ] && c1=$(cpu_ticks "$p")
+  local t l n
   t=$(awk '/^tps = /{print $3; exit}' <<<"$out")
   l=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
+  n=$(awk '/^number of transactions actually processed: /{print $6; exit}' <<<"$out")
   local k="$1/$2/$3/$4"
   tps[$k]=$(awk -v a="${tps[$k]:-0}" -v b="$t" 'BEGIN{print a+b}')
   lat[$k]=$(awk -v a="${lat[$k]:-0}" -v b="$l" 'BEGIN{print a+b}')
+  # CPU microseconds of the proxy per transaction.
+  [ -n "$p" ] && cpu[$k]=$(awk -v a="${cpu[$k]:-0}" -v d="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+    'BEGIN{print a + (n > 0 ? d * 1e6 / hz / n : 0)}')
+  return 0
 }
 if [ -n "${STRACE:-}" ]; then
   # STRACE="relay-plain gh-write": system calls per select-only transaction
   # at 1 client (strace -c -f over pgbench -t 2000), PgBouncer's first.
   command -v strace >/dev/null || { echo "STRACE needs strace (apt-get install strace)" >&2; exit 1; }
-  declare -A tpid=([pgbouncer]="$(pgrep -n -f "$work/pgbouncer.ini")" [relay-plain]=$plain_pid [relay-tls]=$relay_pid
-    [no-audit]=$noaudit_pid [gatehouse]=$gh_pid [gh-write]=$write_pid)
   for t in pgbouncer $STRACE; do
     strace -c -f -o "$work/strace-$t.txt" -p "${tpid[$t]}" 2>/dev/null &
     sp=$!
@@ -237,15 +249,15 @@ if [ "$n_idle" -gt 0 ]; then
   eval "exec ${IDLE[1]}>&-"
   wait "$IDLE_PID" 2>/dev/null || true
 fi
-printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit"
+printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s %9s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit" "cpu us/tx"
 for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
   d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"; a="no-audit/$s/$m/$c"
   for t in "${targets[@]}"; do
     k="$t/$s/$m/$c"
     awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v n="$ROUNDS" -v tp="${tps[$k]}" -v la="${lat[$k]}" -v dtp="${tps[$d]:-0}" -v dla="${lat[$d]:-0}" \
-      -v btp="${tps[$b]:-0}" -v atp="${tps[$a]:-0}" \
+      -v btp="${tps[$b]:-0}" -v atp="${tps[$a]:-0}" -v cp="${cpu[$k]:-}" \
       'function ratio(x, y) { return y > 0 ? sprintf("%.2f", x/y) : "-" }
-       BEGIN{ printf "%-7s %-9s %-3s %-11s %10.0f %12.3f %14.1f %10s %12s %11s\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), ratio(tp, dtp), ratio(tp, btp), ratio(tp, atp) }'
+       BEGIN{ printf "%-7s %-9s %-3s %-11s %10.0f %12.3f %14.1f %10s %12s %11s %9s\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), ratio(tp, dtp), ratio(tp, btp), ratio(tp, atp), (cp == "" ? "-" : sprintf("%.0f", cp/n)) }'
   done
 done; done; done
 echo
@@ -255,6 +267,7 @@ echo
 echo "gatehouse peak RSS: ${rss} KiB; machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 cat <<NOTE
 added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
+cpu us/tx: CPU time (user + system) of the proxy's process per transaction; direct: not measured.
 relay-plain / relay-tls: Gatehouse's data path only (bench/relayonly: token auth, credential
 injection, relay; no analysis, policy, masking or audit), without and with client TLS.
 no-audit: the same engine with TLS, analysis, policy, masking and recording; no audit log.
