@@ -28,7 +28,8 @@ cleanup() {
   # runuser does not pass the signal on: stop pgbouncer by its config path.
   pkill -f "$work/pgbouncer.ini" 2>/dev/null || true
   pg_cluster_down "$work"
-  [ -n "${KEEP_LOG:-}" ] && cp "$work/gatehouse.log" /tmp/gh-bench.log; rm -rf "$work"
+  if [ -n "${KEEP_LOG:-}" ]; then cp "$work/gatehouse.log" /tmp/gh-bench.log; fi
+  rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -68,54 +69,61 @@ grep -q 'process up' "$work/pgbouncer.log" || { echo "pgbouncer did not start:" 
 go build -o "$work/gatehouse" ./cmd/gatehouse
 go build -o "$work/relayonly" ./bench/relayonly
 go build -o "$work/probe" ./bench/probe
-export GATEHOUSE_DATA="$work/gh" GATEHOUSE_PG_LISTEN="127.0.0.1:$gh_port" GATEHOUSE_API_LISTEN="127.0.0.1:$api_port" \
-  SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
+export SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
   AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
 sed 's/^  approver_groups: \[security\]$/&\n  pprof: true/' examples/pci.yaml > "$work/pci.yaml"
-"$work/gatehouse" serve --config "$work/pci.yaml" 2>"$work/gatehouse.log" &
-gh_pid=$!
-pids+=($gh_pid)
 # The same with audit.durability: write (events written to the journal
 # before forwarding, fdatasync'd within 10 ms).
 { cat "$work/pci.yaml"; printf 'audit:\n  durability: write\n'; } > "$work/pci-write.yaml"
-GATEHOUSE_DATA="$work/gh-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$write_port" GATEHOUSE_API_LISTEN="127.0.0.1:$write_api_port" \
-  "$work/gatehouse" serve --config "$work/pci-write.yaml" 2>"$work/gatehouse-write.log" &
-pids+=($!); write_pid=$!
-for _ in $(seq 50); do
-  grep -q '"gatehouse started"' "$work/gatehouse.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/gatehouse-write.log" 2>/dev/null && break
-  sleep 0.2
-done
+
+# The proxy process of each target, for its CPU time per transaction and
+# for strace.
+declare -A tpid
+# start TARGET COMMAND...: runs the target's proxy in the background with
+# its own data directory, logging to $work/TARGET.log.
+start() {
+  local t=$1; shift
+  GATEHOUSE_DATA="$work/data-$t" "$@" 2>"$work/$t.log" &
+  pids+=($!); tpid[$t]=$!
+}
+# started LINE TARGET...: waits until each target's log has LINE.
+started() {
+  local line=$1; shift
+  for _ in $(seq 50); do
+    local all=1 t
+    for t in "$@"; do grep -q "$line" "$work/$t.log" 2>/dev/null || all=0; done
+    [ "$all" = 1 ] && return 0
+    sleep 0.2
+  done
+  for t in "$@"; do echo "== $t did not start:" >&2; tail -5 "$work/$t.log" >&2; done
+  return 1
+}
+# serve TARGET BINARY PGPORT APIPORT CONFIG: a gatehouse serve target.
+serve() {
+  GATEHOUSE_PG_LISTEN="127.0.0.1:$3" GATEHOUSE_API_LISTEN="127.0.0.1:$4" start "$1" "$2" serve --config "$5"
+}
+serve gatehouse "$work/gatehouse" "$gh_port" "$api_port" "$work/pci.yaml"
+serve gh-write "$work/gatehouse" "$write_port" "$write_api_port" "$work/pci-write.yaml"
+started '"gatehouse started"' gatehouse gh-write
+gh_pid=${tpid[gatehouse]}
 # BASELINE=<git revision>: the same two gateways built from that revision,
 # as targets base (fsync) and base-write, for a before/after in one run.
 if [ -n "${BASELINE:-}" ]; then
   git worktree add -q --detach "$work/base-src" "$BASELINE"
   (cd "$work/base-src" && go build -o "$work/gatehouse-base" ./cmd/gatehouse)
-  base_port=$(free_port 54409); base_api=$(free_port 54410); basew_port=$(free_port 54411); basew_api=$(free_port 54412)
-  GATEHOUSE_DATA="$work/base" GATEHOUSE_PG_LISTEN="127.0.0.1:$base_port" GATEHOUSE_API_LISTEN="127.0.0.1:$base_api" \
-    "$work/gatehouse-base" serve --config "$work/pci.yaml" 2>"$work/base.log" &
-  pids+=($!); base_pid=$!
-  GATEHOUSE_DATA="$work/base-write" GATEHOUSE_PG_LISTEN="127.0.0.1:$basew_port" GATEHOUSE_API_LISTEN="127.0.0.1:$basew_api" \
-    "$work/gatehouse-base" serve --config "$work/pci-write.yaml" 2>"$work/base-write.log" &
-  pids+=($!); basew_pid=$!
-  for _ in $(seq 50); do
-    grep -q '"gatehouse started"' "$work/base.log" 2>/dev/null && grep -q '"gatehouse started"' "$work/base-write.log" 2>/dev/null && break
-    sleep 0.2
-  done
+  base_port=$(free_port 54409); basew_port=$(free_port 54411)
+  serve base "$work/gatehouse-base" "$base_port" "$(free_port 54410)" "$work/pci.yaml"
+  serve base-write "$work/gatehouse-base" "$basew_port" "$(free_port 54412)" "$work/pci-write.yaml"
+  started '"gatehouse started"' base base-write
 fi
 # Relay only: identity, TLS and credential injection, no inspection; and
 # the same without TLS, to show TLS's share of the cost.
-GATEHOUSE_DATA="$work/relay" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port" 2>"$work/relay.log" &
-pids+=($!); relay_pid=$!
-GATEHOUSE_DATA="$work/plain" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$plain_port" --plaintext-loopback 2>"$work/plain.log" &
-pids+=($!); plain_pid=$!
+start relay-tls "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$relay_port"
+start relay-plain "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$plain_port" --plaintext-loopback
 # Everything gatehouse serve does but the audit log: what the audit costs.
-GATEHOUSE_DATA="$work/noaudit" "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$noaudit_port" --inspect 2>"$work/noaudit.log" &
-pids+=($!); noaudit_pid=$!
-for _ in $(seq 50); do
-  grep -q 'relayonly started' "$work/plain.log" 2>/dev/null && grep -q 'relayonly started' "$work/relay.log" 2>/dev/null &&
-    grep -q 'relayonly started' "$work/noaudit.log" 2>/dev/null && break
-  sleep 0.2
-done
+start no-audit "$work/relayonly" --config examples/pci.yaml --listen "127.0.0.1:$noaudit_port" --inspect
+started 'relayonly started' relay-tls relay-plain no-audit
+tpid[pgbouncer]=$(pgrep -n -f "$work/pgbouncer.ini" || true)
 
 declare -A conn pw
 conn[direct]="host=127.0.0.1 port=$pg_port dbname=shop user=shop_writer sslmode=disable"; pw[direct]=$writer_pw
@@ -140,11 +148,8 @@ make_big() {
 }
 
 declare -A tps lat
-# The proxy process of each target, for its CPU time per transaction: a
-# steadier figure than TPS on a VM whose speed drifts.
-declare -A tpid=([pgbouncer]="$(pgrep -n -f "$work/pgbouncer.ini" || true)" [relay-plain]=$plain_pid [relay-tls]=$relay_pid
-  [no-audit]=$noaudit_pid [gatehouse]=$gh_pid [gh-write]=$write_pid)
-if [ -n "${BASELINE:-}" ]; then tpid[base]=$base_pid; tpid[base-write]=$basew_pid; fi
+# The proxy's CPU time per transaction: a steadier figure than TPS on a VM
+# whose speed drifts.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 declare -A cpu
 run() { # target script mode clients
