@@ -767,14 +767,42 @@ func TestExport(t *testing.T) {
 	}
 }
 
-// BenchmarkAppendParallel8 measures Append throughput with 8 concurrent
-// callers on SQLite (WAL, synchronous=FULL: every batch is fsynced).
-// benchLog opens a log on a fresh SQLite store, closed when b ends.
-func benchLog(b *testing.B) *audit.Log {
+// benchStores are the stores the gateway runs the log on: SQLite alone
+// (what the offline CLI and older versions use), and SQLite behind the
+// journal with each audit.durability (fsync: an fdatasync per batch; write:
+// in the background every 10 ms, as gateway.WriteSyncInterval).
+var benchStores = []struct {
+	name string
+	sync time.Duration // journal SyncInterval; -1: no journal
+}{{"sqlite", -1}, {"journal-fsync", 0}, {"journal-write", 10 * time.Millisecond}}
+
+// forEachBenchStore runs bench on a fresh log per store of benchStores.
+// The benchmarks settle the store (storetest.Settle) before they stop the
+// timer, so that a journal's indexing is in their time and CPU.
+func forEachBenchStore(b *testing.B, bench func(b *testing.B, l *audit.Log, st store.Store)) {
+	for _, bs := range benchStores {
+		b.Run(bs.name, func(b *testing.B) {
+			l, st := benchLog(b, bs.sync)
+			bench(b, l, st)
+		})
+	}
+}
+
+// benchLog opens a log on a fresh SQLite store, behind a journal with
+// SyncInterval sync unless sync is negative; both are closed when b ends.
+func benchLog(b *testing.B, sync time.Duration) (*audit.Log, store.Store) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
+	path := filepath.Join(b.TempDir(), "bench.db")
+	sq, err := store.OpenSQLite(path)
 	if err != nil {
 		b.Fatal(err)
+	}
+	var st store.Store = sq
+	if sync >= 0 {
+		if st, err = store.OpenJournal(ctx, sq, path+".audit-journal", store.JournalOptions{SyncInterval: sync}); err != nil {
+			sq.Close()
+			b.Fatal(err)
+		}
 	}
 	s, _ := testKey(b)
 	l, err := audit.Open(ctx, st, s, nil, nil)
@@ -786,12 +814,12 @@ func benchLog(b *testing.B) *audit.Log {
 		l.Shutdown(ctx)
 		st.Close()
 	})
-	return l
+	return l, st
 }
 
 // parallel8 runs op b.N times from 8 goroutines, as 8 sessions would, and
 // reports ops/s under unit, events per batch and CPU per op.
-func parallel8(b *testing.B, l *audit.Log, unit string, op func() error) {
+func parallel8(b *testing.B, l *audit.Log, st store.Store, unit string, op func() error) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := storetest.CPUTime()
@@ -816,20 +844,24 @@ func parallel8(b *testing.B, l *audit.Log, unit string, op func() error) {
 	}
 	close(next)
 	wg.Wait()
+	storetest.Settle(b, st)
 	b.StopTimer()
-	st := l.Stats()
+	stats := l.Stats()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
-	b.ReportMetric(float64(st.Events)/float64(max(st.Batches, 1)), "events/batch")
+	b.ReportMetric(float64(stats.Events)/float64(max(stats.Batches, 1)), "events/batch")
 	storetest.ReportCPU(b, cpu)
 }
 
+// BenchmarkAppendParallel8 measures Append throughput with 8 concurrent
+// callers.
 func BenchmarkAppendParallel8(b *testing.B) {
 	ctx := context.Background()
-	l := benchLog(b)
 	ev := stmt(1)
-	parallel8(b, l, "events/s", func() error {
-		_, err := l.Append(ctx, ev)
-		return err
+	forEachBenchStore(b, func(b *testing.B, l *audit.Log, st store.Store) {
+		parallel8(b, l, st, "events/s", func() error {
+			_, err := l.Append(ctx, ev)
+			return err
+		})
 	})
 }
 
@@ -837,16 +869,17 @@ func BenchmarkAppendParallel8(b *testing.B) {
 // durable statement event, then its outcome queued to ride the next commit.
 func BenchmarkStatementParallel8(b *testing.B) {
 	ctx := context.Background()
-	l := benchLog(b)
 	ev := stmt(1)
 	out := audit.Event{Kind: audit.KindStatementOutcome, SessionID: ev.SessionID, Principal: ev.Principal,
 		Source: ev.Source, Connection: ev.Connection, Role: ev.Role, Database: ev.Database, Protocol: ev.Protocol,
-		Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}, Extra: map[string]any{"statement_index": 41}}
-	parallel8(b, l, "statements/s", func() error {
-		if _, err := l.Append(ctx, ev); err != nil {
-			return err
-		}
-		return l.AppendAfter(out)
+		Outcome: &audit.Outcome{CommandTag: "SELECT 1", Rows: 1}, Extra: map[string]any{"statement_index": uint64(41)}}
+	forEachBenchStore(b, func(b *testing.B, l *audit.Log, st store.Store) {
+		parallel8(b, l, st, "statements/s", func() error {
+			if _, err := l.Append(ctx, ev); err != nil {
+				return err
+			}
+			return l.AppendAfter(out)
+		})
 	})
 }
 
@@ -854,18 +887,20 @@ func BenchmarkStatementParallel8(b *testing.B) {
 // latency audit-before-forward adds to every statement at 1 client.
 func BenchmarkAppendSerial(b *testing.B) {
 	ctx := context.Background()
-	l := benchLog(b)
 	ev := stmt(1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := storetest.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if _, err := l.Append(ctx, ev); err != nil {
-			b.Fatal(err)
+	forEachBenchStore(b, func(b *testing.B, l *audit.Log, st store.Store) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := storetest.CPUTime()
+		for i := 0; i < b.N; i++ {
+			if _, err := l.Append(ctx, ev); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	b.StopTimer()
-	storetest.ReportCPU(b, cpu)
+		storetest.Settle(b, st)
+		b.StopTimer()
+		storetest.ReportCPU(b, cpu)
+	})
 }
 
 // TestAppendAfter checks the two ways an outcome event gets committed: it
