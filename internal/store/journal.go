@@ -142,8 +142,9 @@ type deferredSync interface {
 
 // journalSyncAt is how far the journal grows, once the index has caught
 // up, before the index is synced so that the journal can start over: about
-// a second of a busy gateway's events.
-const journalSyncAt = 1 << 20
+// half a second of a busy gateway's events. Catching up costs a few small
+// index transactions (see indexQueued), so not too often.
+const journalSyncAt = 4 << 20
 
 // ErrJournalLocked is returned by OpenJournal when another process holds the
 // journal: a gateway is running on the store.
@@ -475,25 +476,29 @@ func (j *Journal) PruneEvents(ctx context.Context, p Prune) error {
 func (j *Journal) indexLoop() {
 	defer close(j.indexDone)
 	for {
+		urgent := false
 		select {
 		case <-j.stop:
-			j.indexQueued()
+			j.indexQueued(true)
 			return
 		case <-j.kick:
 		case <-j.urgent:
+			urgent = true
 		}
-		// Let more batches gather unless a reader waits.
-		t := time.NewTimer(JournalIndexDelay)
-		select {
-		case <-t.C:
-		case <-j.urgent:
-		case <-j.stop:
+		if !urgent {
+			// Let more batches gather unless a reader waits.
+			t := time.NewTimer(JournalIndexDelay)
+			select {
+			case <-t.C:
+			case <-j.urgent:
+			case <-j.stop:
+			}
+			t.Stop()
 		}
-		t.Stop()
-		for j.indexQueued() {
+		for j.indexQueued(false) {
 			select {
 			case <-j.stop:
-				j.indexQueued()
+				j.indexQueued(true)
 				return
 			case <-time.After(journalRetry):
 			}
@@ -502,8 +507,15 @@ func (j *Journal) indexLoop() {
 }
 
 // indexQueued indexes what is queued, in transactions of at most
-// journalMaxIndexBatch events, and reports whether it failed.
-func (j *Journal) indexQueued() (failed bool) {
+// journalMaxIndexBatch events, and reports whether it failed. Unless drain
+// is set, it stops after a transaction that took the whole queue: most of
+// a transaction's cost is fixed (the right-hand pages of every b-tree are
+// written again), so chasing the few events that arrived while it ran
+// costs many times more per event than letting them wait for the next
+// round. Under load that chase was five transactions for every one that
+// mattered. It does chase them once the journal has grown past
+// journalSyncAt: the journal starts over only when the index has caught up.
+func (j *Journal) indexQueued(drain bool) (failed bool) {
 	for {
 		j.mu.Lock()
 		var (
@@ -517,6 +529,7 @@ func (j *Journal) indexQueued() (failed bool) {
 			take = append(take, b)
 			n += len(b.recs)
 		}
+		more := len(take) < len(j.queue) || drain || j.off >= journalSyncAt
 		j.mu.Unlock()
 		if len(take) == 0 {
 			if err := j.syncIndex(false); err != nil {
@@ -536,6 +549,9 @@ func (j *Journal) indexQueued() (failed bool) {
 			return true
 		}
 		j.signalProgress(nil, len(take))
+		if !more {
+			return false
+		}
 	}
 }
 
