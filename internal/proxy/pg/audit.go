@@ -2,7 +2,6 @@ package pg
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -66,11 +65,23 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 	ev.Statement = s.maskText(sql)
 	ev.Decision = j.Decision.Action.String()
 	ev.Rule = j.Decision.Rule
-	facts := make([]any, len(j.Statements))
+	// The facts as json.Marshal writes a []*Statement, from each
+	// statement's own marshalled form.
+	facts := append(make([]byte, 0, 512), '[')
 	seen := map[string]bool{}
 	for i, sd := range j.Statements {
-		facts[i] = sd.Statement
+		if i > 0 {
+			facts = append(facts, ',')
+		}
+		var err error
+		if facts, err = sd.Statement.AppendJSON(facts); err != nil {
+			s.log.Error("audit: statement facts not encoded", "err", err)
+			return 0, auditUnavailable()
+		}
 		st := sd.Statement
+		if st == nil {
+			continue
+		}
 		for _, list := range [][]string{st.Reads, st.Inserts, st.Updates, st.Deletes, st.Truncates, st.Drops, st.Alters, st.Renames, st.Creates} {
 			for _, t := range list {
 				if !seen[t] {
@@ -80,14 +91,20 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 			}
 		}
 	}
-	ev.Facts, _ = json.Marshal(facts)
+	ev.Facts = append(facts, ']')
 	idx, ok := s.server.appendAudit(ctx, ev)
 	if !ok {
-		return 0, &denial{rule: ruleAuditUnavailable, code: codeIOError,
-			message: "the audit record could not be written, so the statement was not run",
-			hint:    "gatehouse fails closed when its audit log is unavailable; retry later and tell the operators"}
+		return 0, auditUnavailable()
 	}
 	return uint64(idx) + 1, nil // 0 means "not audited"
+}
+
+// auditUnavailable is the denial of a statement whose audit event could not
+// be written.
+func auditUnavailable() *denial {
+	return &denial{rule: ruleAuditUnavailable, code: codeIOError,
+		message: "the audit record could not be written, so the statement was not run",
+		hint:    "gatehouse fails closed when its audit log is unavailable; retry later and tell the operators"}
 }
 
 // maskText masks card numbers (and the other detectors) in text that goes

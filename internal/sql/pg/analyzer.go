@@ -165,12 +165,17 @@ func analyzeText(text string, normalized bool) *Analysis {
 		}
 		an.Statements = append(an.Statements, st)
 	}
+	for _, st := range an.Statements {
+		st.marshal()
+	}
 	return an
 }
 
 func parseFailure(msg string, cursor int) *Analysis {
 	se := &SyntaxError{Message: msg, Cursor: cursor}
-	return &Analysis{Statements: []*Statement{{ParseError: true, Error: se.Error()}}, syntax: se}
+	st := &Statement{ParseError: true, Error: se.Error()}
+	st.marshal()
+	return &Analysis{Statements: []*Statement{st}, syntax: se}
 }
 
 // failed reports a parse failure (of normalised text, in Analyze).

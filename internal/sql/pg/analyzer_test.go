@@ -475,3 +475,50 @@ func TestResolve(t *testing.T) {
 		t.Errorf("nil set: %+v", st)
 	}
 }
+
+// TestAppendJSON checks that the facts marshalled at analysis are what
+// json.Marshal writes for the statement, and that a statement changed after
+// analysis (by Resolve) is marshalled as changed, not from the analysis.
+func TestAppendJSON(t *testing.T) {
+	a := NewAnalyzer(10)
+	ps := NewPreparedSet()
+	texts := []string{
+		"SELECT pan FROM payments WHERE id = 42",
+		"SELECT pan FROM payments WHERE id = 43", // from the cache, by normalised text
+		"INSERT INTO orders SELECT * FROM payments RETURNING id; DROP TABLE x CASCADE",
+		"GRANT SELECT ON payments TO bob",
+		"SELECT 'a < b & c'", // HTML characters are escaped as json.Marshal does
+		"SELEC nonsense",
+		"PREPARE p AS DELETE FROM payments WHERE id = $1",
+		"EXECUTE p(1)",
+	}
+	for _, sql := range texts {
+		an, _ := a.Analyze(sql)
+		for _, st := range an.Statements {
+			if st.marshalled == nil {
+				t.Errorf("%q: not marshalled at analysis", sql)
+			}
+			ps.Apply(st)
+			for _, st := range []*Statement{st, a.Resolve(st, ps)} {
+				got, err := st.AppendJSON([]byte("x"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := json.Marshal(st)
+				if string(got) != "x"+string(want) {
+					t.Errorf("%q:\nAppendJSON %s\nMarshal    x%s", sql, got, want)
+				}
+			}
+		}
+	}
+	ex, _ := a.Analyze("EXECUTE p(1)")
+	resolved := a.Resolve(ex.Statements[0], ps)
+	got, _ := resolved.AppendJSON(nil)
+	if !strings.Contains(string(got), `"deletes":["payments"]`) {
+		t.Errorf("resolved EXECUTE marshalled without the prepared statement's facts: %s", got)
+	}
+	var nilStmt *Statement
+	if got, _ := nilStmt.AppendJSON(nil); string(got) != "null" {
+		t.Errorf("nil statement: %s", got)
+	}
+}

@@ -1,5 +1,10 @@
 package pg
 
+import (
+	"encoding/json"
+	"fmt"
+)
+
 // Statement holds the facts Gatehouse knows about one SQL statement. Policy
 // rules see it as the CEL variable stmt, with the json names below as field
 // names. Facts are collected from the whole parse tree (subqueries, CTEs,
@@ -116,6 +121,35 @@ type Statement struct {
 	// ParseError is set when the text does not parse; Error says why.
 	ParseError bool   `json:"parse_error,omitempty"`
 	Error      string `json:"error,omitempty"`
+
+	// marshalled is the statement as encoding/json writes it, made when
+	// Analyze creates the statement and before anyone shares it; nil for a
+	// statement made or changed elsewhere.
+	marshalled []byte
+}
+
+// AppendJSON appends st as encoding/json marshals it. A statement from
+// Analyze was marshalled once, when it was analysed: the audit log writes
+// the facts of every statement, and a busy workload repeats a few
+// statements with different constants.
+func (st *Statement) AppendJSON(dst []byte) ([]byte, error) {
+	if st == nil {
+		return append(dst, "null"...), nil
+	}
+	if st.marshalled != nil {
+		return append(dst, st.marshalled...), nil
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return dst, fmt.Errorf("marshal statement facts: %w", err)
+	}
+	return append(dst, b...), nil
+}
+
+// marshal fills st.marshalled. An error leaves it nil, for AppendJSON to
+// report.
+func (st *Statement) marshal() {
+	st.marshalled, _ = json.Marshal(st)
 }
 
 // Object is one DDL target with its kind.

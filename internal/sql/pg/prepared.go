@@ -89,6 +89,7 @@ func (a *Analyzer) Resolve(st *Statement, ps *PreparedSet) *Statement {
 // copy leaves st alone.
 func cloneStatement(st *Statement) *Statement {
 	c := *st
+	c.marshalled = nil // the copy is for changing
 	c.Reads = slices.Clone(st.Reads)
 	c.Inserts = slices.Clone(st.Inserts)
 	c.Updates = slices.Clone(st.Updates)
