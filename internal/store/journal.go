@@ -101,11 +101,11 @@ const (
 	// the file's size and extents too (a metadata journal commit, about a
 	// third more per append on ext4 here).
 	journalPrealloc = 8 << 20
-	// journalLimit is how far the journal fills before an append waits for
-	// the index to catch up so that it can start over: under steady load
-	// the indexer never quite catches up on its own. The wait is one index
-	// transaction (milliseconds) every journalLimit bytes, about every
-	// 6,000 statements; it also keeps a stalled index from filling the disk.
+	// journalLimit is how far the journal fills before every append waits
+	// for the index to catch up so that it can start over. Normally the
+	// journal starts over at journalSyncAt (see journalCatchUp); the limit
+	// holds an index slower than the appends, and keeps a stalled index
+	// from filling the disk.
 	journalLimit = journalPrealloc
 	// journalRetry is the pause between failed index attempts.
 	journalRetry = 500 * time.Millisecond
@@ -140,11 +140,18 @@ type deferredSync interface {
 	SyncIndex() error
 }
 
-// journalSyncAt is how far the journal grows, once the index has caught
-// up, before the index is synced so that the journal can start over: about
-// half a second of a busy gateway's events. Catching up costs a few small
-// index transactions (see indexQueued), so not too often.
+// journalSyncAt is how far the journal grows before the index catches up
+// and is synced so that the journal can start over: about half a second of
+// a busy gateway's events. Catching up costs a few small index
+// transactions (see indexQueued), so not too often.
 const journalSyncAt = 4 << 20
+
+// journalCatchUp is how close (in events) the index must come to the head
+// of a journal grown past journalSyncAt before an append waits for the rest
+// to be indexed and synced. Without the wait, appends arriving while the
+// index syncs keep it a step behind until the journal is full, and the
+// wait is then a whole round's index transaction instead of a few events'.
+const journalCatchUp = 256
 
 // ErrJournalLocked is returned by OpenJournal when another process holds the
 // journal: a gateway is running on the store.
@@ -381,7 +388,7 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 			// blocks the file already has.
 			j.off = 0
 		}
-		if j.off < journalLimit {
+		if j.off < journalSyncAt || j.off < journalLimit && j.head.Size-j.indexed > journalCatchUp {
 			return j.off, nil
 		}
 		if err := j.waitLocked(ctx); err != nil {

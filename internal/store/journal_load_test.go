@@ -1,0 +1,45 @@
+//go:build !race
+
+// The race detector slows the index (SQLite in Go) far more than the
+// appends, below the rate this test needs it to keep up with.
+
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestJournalStartsOverUnderLoad: with appends arriving all the time, the
+// journal still starts over once it has grown past journalSyncAt, long
+// before it is full: appends wait for the last few events to be indexed
+// rather than for a whole round's once the journal is full.
+func TestJournalStartsOverUnderLoad(t *testing.T) {
+	e := newJournalEnv(t)
+	j := e.open(t, true)
+	defer j.Close()
+	var last, peak int64
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// A busy gateway's rate, well within what the index keeps up with.
+		appendBatches(t, j, 32)
+		time.Sleep(time.Millisecond)
+		j.mu.Lock()
+		off := j.off
+		j.mu.Unlock()
+		peak = max(peak, off)
+		if off < last {
+			break
+		}
+		last = off
+		if time.Now().After(deadline) {
+			t.Fatalf("journal never started over under load: offset %d", off)
+		}
+	}
+	if peak < journalSyncAt || peak >= journalLimit {
+		t.Fatalf("journal started over at %d bytes; want past journalSyncAt (%d), before journalLimit (%d)", peak, journalSyncAt, journalLimit)
+	}
+	h, _ := j.Head(context.Background())
+	checkEvents(t, j, h.Size)
+}
