@@ -225,16 +225,21 @@ if [ "${BIGSELECT:-1}" = 1 ]; then
   wall() { local s e; s=$(date +%s.%N); PGPASSWORD="$1" psql -X -A -t "$2" -c "select * from big" > "$work/big.out"; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}'; }
   # BIG_ROUNDS alternating runs each; the fastest of each is reported, as
   # this VM's speed drifts between runs.
-  d=""; g=""
+  fastest() { awk -v a="$1" -v b="$2" 'BEGIN{print (a == "" || b < a) ? b : a}'; }
+  d=""; g=""; b=""
   for _ in $(seq "${BIG_ROUNDS:-3}"); do
-    x=$(wall "$reader_pw" "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")
-    d=$(awk -v a="$d" -v b="$x" 'BEGIN{print (a == "" || b < a) ? b : a}')
-    x=$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")
-    g=$(awk -v a="$g" -v b="$x" 'BEGIN{print (a == "" || b < a) ? b : a}')
+    d=$(fastest "$d" "$(wall "$reader_pw" "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")")
+    g=$(fastest "$g" "$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")")
+    if [ -n "${BASELINE:-}" ]; then
+      b=$(fastest "$b" "$(wall "$agent" "host=127.0.0.1 port=$base_port dbname=shop user=reader sslmode=require")")
+    fi
   done
   leaked=$(grep -c 4111111111111111 "$work/big.out" || true)
   rss2=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
   big_line="1,000,000-row masked SELECT * (fastest of ${BIG_ROUNDS:-3}): direct ${d}s, gatehouse ${g}s ($(awk -v d="$d" -v g="$g" 'BEGIN{printf "%.2f", g/d}')x direct); unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
+  if [ -n "$b" ]; then
+    big_line="$big_line; base (${BASELINE}) ${b}s ($(awk -v d="$d" -v b="$b" 'BEGIN{printf "%.2f", b/d}')x direct)"
+  fi
 fi
 # Time to the first row of the big result, and memory per idle session.
 first_line=""

@@ -25,6 +25,13 @@ func recording(i int) store.Recording {
 
 func chunk(id string, seq int64) store.Chunk {
 	data := []byte(fmt.Sprintf("chunk %d of %s", seq, id))
+	if seq == 2 {
+		// As large as a real chunk: it spans many overflow pages.
+		data = append(data, make([]byte, 300<<10)...)
+		for i := range data {
+			data[i] ^= byte(i * 131 >> 3)
+		}
+	}
 	return store.Chunk{SessionID: id, Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Data: data, SHA256: sha256.Sum256(data)}
 }
 
