@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,8 +43,14 @@ func TestAuditTrailOfASession(t *testing.T) {
 	}
 	pc.Close(context.Background())
 	_, _, _ = h.psql("writer", agentToken, "-c", "drop table payments")
+	// A statement that does not parse: the parser's message quotes the
+	// token it stopped at, here a card number, and the facts carry it.
+	_, _, _ = h.psql("writer", agentToken, "-c", "select note from orders where 1 4111111111111111")
 	_, _, _ = h.psql("writer", "wrong-token", "-c", "select 1")
 	h.stop() // flushes and checkpoints
+	if strings.Contains(h.logs.String(), "4111111111111111") {
+		t.Error("a card number reached the gateway's log")
+	}
 
 	st, err := store.OpenSQLite(h.cfg.Store.Path)
 	if err != nil {
@@ -94,6 +101,23 @@ func TestAuditTrailOfASession(t *testing.T) {
 	}
 	if !paramsSeen {
 		t.Error("no outcome event carries the bind parameters")
+	}
+	var parseError bool
+	for _, ie := range events(t, st) {
+		b, err := json.Marshal(ie.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, leak := range []string{"4111111111111111", "5555555555554444"} {
+			if strings.Contains(string(b), leak) {
+				t.Errorf("audit event %d carries card number %s: %s", ie.Index, leak, b)
+			}
+		}
+		parseError = parseError || ie.Event.Kind == audit.KindStatement && strings.Contains(string(ie.Event.Facts), `"parse_error":true`) &&
+			strings.Contains(string(ie.Event.Facts), "411111******1111")
+	}
+	if !parseError {
+		t.Error("no statement event records the parse error with the card number masked")
 	}
 	if drop.Decision != "deny" || drop.Rule != "no-drop" {
 		t.Errorf("drop event: decision %q rule %q", drop.Decision, drop.Rule)

@@ -1,12 +1,16 @@
 package pg
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/mask"
 	"github.com/gatehouse/gatehouse/internal/policy"
 )
 
@@ -69,11 +73,11 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 	// statement's own marshalled form.
 	facts := append(make([]byte, 0, 512), '[')
 	seen := map[string]bool{}
+	var err error
 	for i, sd := range j.Statements {
 		if i > 0 {
 			facts = append(facts, ',')
 		}
-		var err error
 		if facts, err = sd.Statement.AppendJSON(facts); err != nil {
 			s.log.Error("audit: statement facts not encoded", "err", err)
 			return 0, auditUnavailable()
@@ -91,7 +95,11 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 			}
 		}
 	}
-	ev.Facts = append(facts, ']')
+	ev.Facts, err = s.maskFacts(append(facts, ']'))
+	if err != nil {
+		s.log.Error("audit: statement facts not masked", "err", err)
+		return 0, auditUnavailable()
+	}
 	idx, ok := s.server.appendAudit(ctx, ev)
 	if !ok {
 		return 0, auditUnavailable()
@@ -105,6 +113,50 @@ func auditUnavailable() *denial {
 	return &denial{rule: ruleAuditUnavailable, code: codeIOError,
 		message: "the audit record could not be written, so the statement was not run",
 		hint:    "gatehouse fails closed when its audit log is unavailable; retry later and tell the operators"}
+}
+
+// maskFacts masks what the detectors find in the strings of statement
+// facts: they quote the statement (a parse error names the token it stopped
+// at, names are as written), and a card number typed into a statement must
+// not reach the audit log that way. The JSON is decoded and the strings
+// masked one by one, since a custom detector's replacement could break the
+// JSON if the bytes were masked as they are; only facts the detectors find
+// something in pay for that.
+func (s *Session) maskFacts(facts []byte) ([]byte, error) {
+	m := s.server.opts.Masker
+	if m == nil || !m.Scan(facts) {
+		return facts, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(facts))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode statement facts: %w", err)
+	}
+	return json.Marshal(maskJSONStrings(m, v))
+}
+
+// maskJSONStrings masks the strings (and numbers) of a decoded JSON value.
+func maskJSONStrings(m *mask.Masker, v any) any {
+	switch v := v.(type) {
+	case string:
+		if out, n := m.AppendMaskIfFound(nil, []byte(v)); n > 0 {
+			return string(out)
+		}
+	case json.Number:
+		if out, n := m.AppendMaskIfFound(nil, []byte(v)); n > 0 {
+			return string(out) // no longer a number
+		}
+	case []any:
+		for i := range v {
+			v[i] = maskJSONStrings(m, v[i])
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = maskJSONStrings(m, e)
+		}
+	}
+	return v
 }
 
 // maskText masks card numbers (and the other detectors) in text that goes

@@ -566,8 +566,11 @@ func (s *Session) targetToClient() error {
 			if ok && it.denial != nil && isSentinelError(body, it.denial.marker) {
 				errBuf = it.denial.errorFor().appendTo(errBuf[:0])
 				out = errBuf[5:]
-			} else if rm.m != nil {
-				out, mErr = rm.maskFields(body)
+			}
+			if rm.m != nil {
+				// A denial is masked like the server's errors: its message
+				// can quote the statement (a parse error's token).
+				out, mErr = rm.maskFields(out)
 			}
 			if ok && it.stmtID != 0 && mErr == nil {
 				code, msg := errorFields(out)
