@@ -46,6 +46,7 @@ func TestAuditTrailOfASession(t *testing.T) {
 	// A statement that does not parse: the parser's message quotes the
 	// token it stopped at, here a card number, and the facts carry it.
 	_, _, _ = h.psql("writer", agentToken, "-c", "select note from orders where 1 4111111111111111")
+	_, _, _ = h.psql("writer", agentToken, "-c", `select * from "4111111111111111"`) // a name goes into the facts and tables
 	_, _, _ = h.psql("writer", "wrong-token", "-c", "select 1")
 	h.stop() // flushes and checkpoints
 	if strings.Contains(h.logs.String(), "4111111111111111") {

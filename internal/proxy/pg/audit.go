@@ -90,7 +90,7 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 			for _, t := range list {
 				if !seen[t] {
 					seen[t] = true
-					ev.Tables = append(ev.Tables, t)
+					ev.Tables = append(ev.Tables, s.maskText(t)) // a name is as written
 				}
 			}
 		}
