@@ -264,8 +264,9 @@ if [ "$n_idle" -gt 0 ]; then
   eval "exec ${IDLE[1]}>&-"
   wait "$IDLE_PID" 2>/dev/null || true
 fi
-printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s %9s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit" "cpu us/tx"
-for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
+# ROUNDS=0 measures only the big SELECT and the idle sessions.
+[ "$ROUNDS" -gt 0 ] && printf '\n%-7s %-9s %-3s %-11s %10s %12s %14s %10s %12s %11s %9s\n' script mode c target tps "lat (ms)" "added (us)" "x direct" "x pgbouncer" "x no-audit" "cpu us/tx"
+[ "$ROUNDS" -gt 0 ] && for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
   d="direct/$s/$m/$c"; b="pgbouncer/$s/$m/$c"; a="no-audit/$s/$m/$c"
   for t in "${targets[@]}"; do
     k="$t/$s/$m/$c"

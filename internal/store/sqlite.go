@@ -20,9 +20,10 @@ import (
 // SQLite is the embedded store: one database file (plus its -wal and -shm
 // files) in the data directory.
 type SQLite struct {
-	db   *sql.DB
-	app  *sqliteAppender // AppendEvents' own connection
-	path string
+	db     *sql.DB
+	app    *sqliteConn // AppendEvents' own connection
+	chunks *sqliteConn // AppendChunk's
+	path   string
 }
 
 var _ Store = (*SQLite)(nil)
@@ -38,7 +39,7 @@ const SQLiteBusyTimeout = 5 * time.Second
 // transaction has been fsynced to the WAL: AppendEvents returning nil means
 // the events survive a power loss. Write transactions start with BEGIN
 // IMMEDIATE so that the head row is read under the write lock. AppendEvents
-// has a connection of its own (see sqliteAppender); the rest share a
+// and AppendChunk have a connection each (see sqliteConn); the rest share a
 // database/sql pool.
 func OpenSQLite(path string) (*SQLite, error) {
 	v := url.Values{}
@@ -61,7 +62,12 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	if s.app, err = openSQLiteAppender(path); err != nil {
+	if s.app, err = openSQLiteConn(path, appendSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	if s.chunks, err = openSQLiteConn(path, chunkSQL); err != nil {
+		s.app.close()
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
@@ -203,7 +209,7 @@ func (s *SQLite) DeferSync() error {
 	s.app.mu.Lock()
 	defer s.app.mu.Unlock()
 	if s.app.db == 0 {
-		return errAppenderClosed
+		return errConnClosed
 	}
 	return s.app.execLocked(`PRAGMA synchronous = NORMAL`)
 }
@@ -230,25 +236,29 @@ func (s *SQLite) SyncIndex() error {
 
 // Close implements Store.
 func (s *SQLite) Close() error {
-	return errors.Join(s.app.close(), s.db.Close())
+	return errors.Join(s.app.close(), s.chunks.close(), s.db.Close())
 }
 
-// sqliteAppender is AppendEvents' own connection to the database, kept
-// apart from the database/sql pool. modernc's driver parses a statement
-// again on every execution (its prepared statements keep only the SQL
-// text), which cost an append more than its fsync; this connection talks to
-// SQLite's C API (as transpiled by modernc) directly and keeps its
-// statements prepared for the store's lifetime.
+// sqliteConn is a connection to the database of its own, kept apart from
+// the database/sql pool, for the store's hot writes: AppendEvents and
+// AppendChunk. modernc's driver parses a statement again on every execution
+// (its prepared statements keep only the SQL text), which cost an append
+// more than its fsync, and copies every bound blob into memory it allocates
+// and frees again: for a chunk that is a fresh mapping each time, whose
+// page faults and munmap cost more than writing it. This connection talks to
+// SQLite's C API (as transpiled by modernc) directly, keeps its statements
+// prepared for the store's lifetime and binds from a buffer it keeps.
 //
-// It is one connection: appends through one store run one at a time, which
-// is all audit.Log asks for (it has one committer). Other writers to the
-// same file (another handle, another process) are serialised by SQLite's
-// write lock, and the head read under it catches their appends.
-type sqliteAppender struct {
-	mu    sync.Mutex // guards every field; held for a whole append
+// Writes through one sqliteConn run one at a time, which is all its callers
+// ask for: audit.Log has one committer, a recording one writer. Other
+// writers to the same file (the other connections, another process) are
+// serialised by SQLite's write lock, and the reads under it (the audit head,
+// a recording's chunk count) catch their writes.
+type sqliteConn struct {
+	mu    sync.Mutex // guards every field; held for a whole transaction
 	tls   *libc.TLS
-	db    uintptr // sqlite3*; 0 once closed
-	stmts [numAppendStmts]uintptr
+	db    uintptr   // sqlite3*; 0 once closed
+	stmts []uintptr // txSQL's, then the caller's
 	// buf is C memory the bound text and blobs are copied into; SQLite
 	// reads it (SQLITE_STATIC) until the statement is reset.
 	buf    uintptr
@@ -258,34 +268,42 @@ type sqliteAppender struct {
 	pins []uintptr
 }
 
-// The appender's statements, prepared once.
+// Statements every sqliteConn prepares first: transaction control.
 const (
 	stmtBegin = iota
-	stmtHead
-	stmtEvent
-	stmtTable
-	stmtSetHead
 	stmtCommit
 	stmtRollback
-	numAppendStmts
+	numTxStmts
 )
 
-var appendSQL = [numAppendStmts]string{
-	stmtBegin: `BEGIN IMMEDIATE`,
-	stmtHead:  `SELECT size, hashes FROM audit_head WHERE id = 1`,
-	stmtEvent: `INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
-	stmtTable:    `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
-	stmtSetHead:  `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+var txSQL = [numTxStmts]string{
+	stmtBegin:    `BEGIN IMMEDIATE`,
 	stmtCommit:   `COMMIT`,
 	stmtRollback: `ROLLBACK`,
 }
 
-// openSQLiteAppender opens the appender's connection on the database at
-// path, whose schema must be current. Its pragmas are the pool's: WAL is a
-// property of the file, synchronous=FULL is set here, per connection.
-func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
-	a := &sqliteAppender{tls: libc.NewTLS()}
+// AppendEvents' statements, numbered after txSQL's.
+const (
+	stmtHead = numTxStmts + iota
+	stmtEvent
+	stmtTable
+	stmtSetHead
+)
+
+var appendSQL = []string{
+	stmtHead - numTxStmts: `SELECT size, hashes FROM audit_head WHERE id = 1`,
+	stmtEvent - numTxStmts: `INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
+	stmtTable - numTxStmts:   `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
+	stmtSetHead - numTxStmts: `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+}
+
+// openSQLiteConn opens a connection on the database at path, whose schema
+// must be current, and prepares txSQL's statements and then sqls. Its
+// pragmas are the pool's: WAL is a property of the file, synchronous=FULL is
+// set here, per connection.
+func openSQLiteConn(path string, sqls []string) (_ *sqliteConn, err error) {
+	a := &sqliteConn{tls: libc.NewTLS()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -310,14 +328,14 @@ func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
 			return nil, err
 		}
 	}
-	for i, q := range appendSQL {
+	for _, q := range append(txSQL[:], sqls...) {
 		cq, err := libc.CString(q)
 		if err != nil {
 			return nil, err
 		}
 		pstmt := a.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
 		rc := sqlite3.Xsqlite3_prepare_v3(a.tls, a.db, cq, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pstmt, 0)
-		a.stmts[i] = *(*uintptr)(cptr(pstmt))
+		a.stmts = append(a.stmts, *(*uintptr)(cptr(pstmt)))
 		a.tls.Free(int(unsafe.Sizeof(uintptr(0))))
 		libc.Xfree(a.tls, cq)
 		if rc != sqlite3.SQLITE_OK {
@@ -333,7 +351,7 @@ func openSQLiteAppender(path string) (_ *sqliteAppender, err error) {
 	return a, nil
 }
 
-// Size classes pinned by the appender, 256 B to 16 KiB, and how many of
+// Size classes pinned by a sqliteConn, 256 B to 16 KiB, and how many of
 // each class's 64 KiB mappings.
 const (
 	minPinnedLog = 8
@@ -350,7 +368,7 @@ const (
 // of the gateway's CPU under pgbench. One block kept in each of several
 // mappings leaves their other slots free for such borrowing. The pins cost
 // address space, not memory: only the pages touched are resident.
-func (a *sqliteAppender) pinSizeClassesLocked() error {
+func (a *sqliteConn) pinSizeClassesLocked() error {
 	const mapping = 1 << 16
 	for log := minPinnedLog; log <= maxPinnedLog; log++ {
 		size := 1 << log
@@ -386,7 +404,7 @@ func (a *sqliteAppender) pinSizeClassesLocked() error {
 // memory is not the garbage collector's.
 func cptr(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
 
-func (a *sqliteAppender) close() error {
+func (a *sqliteConn) close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tls == nil {
@@ -418,23 +436,24 @@ func (a *sqliteAppender) close() error {
 	return err
 }
 
-var errAppenderClosed = errors.New("sqlite: store is closed")
+var errConnClosed = errors.New("sqlite: store is closed")
 
-// append runs one append transaction: BEGIN IMMEDIATE takes the write lock,
-// the head read under it decides between appending and a ConflictError.
-func (a *sqliteAppender) append(ctx context.Context, recs []Record, next Head) error {
+// transact runs fn in one write transaction: BEGIN IMMEDIATE takes the
+// write lock, so what fn reads holds until COMMIT. ctx's cancellation
+// interrupts the statement running (a wait for the lock, say). fn runs with
+// the connection locked and must leave every statement reset.
+func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.db == 0 {
-		return errAppenderClosed
+		return errConnClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if ctx.Done() != nil {
-		// Cancellation interrupts the statement running (a wait for the
-		// lock, say); the deferred wait makes sure the interrupt cannot
-		// land on a later append.
+		// The deferred wait makes sure the interrupt cannot land on a later
+		// transaction.
 		db, done := a.db, make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
 			defer close(done)
@@ -449,7 +468,7 @@ func (a *sqliteAppender) append(ctx context.Context, recs []Record, next Head) e
 	if err := a.stepLocked(stmtBegin); err != nil {
 		return a.ctxErr(ctx, err)
 	}
-	err := a.appendLocked(recs, next)
+	err := fn()
 	if err == nil {
 		err = a.stepLocked(stmtCommit)
 	}
@@ -461,7 +480,7 @@ func (a *sqliteAppender) append(ctx context.Context, recs []Record, next Head) e
 				err = errors.Join(err, rerr)
 			}
 		}
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			return err
 		}
 		return a.ctxErr(ctx, err)
@@ -469,14 +488,20 @@ func (a *sqliteAppender) append(ctx context.Context, recs []Record, next Head) e
 	return nil
 }
 
-func (a *sqliteAppender) ctxErr(ctx context.Context, err error) error {
+// append runs one AppendEvents transaction: the head read under the write
+// lock decides between appending and a ConflictError.
+func (a *sqliteConn) append(ctx context.Context, recs []Record, next Head) error {
+	return a.transact(ctx, func() error { return a.appendLocked(recs, next) })
+}
+
+func (a *sqliteConn) ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
 }
 
-func (a *sqliteAppender) appendLocked(recs []Record, next Head) error {
+func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 	tls := a.tls
 	h := a.stmts[stmtHead]
 	rc := sqlite3.Xsqlite3_step(tls, h)
@@ -554,7 +579,7 @@ func (a *sqliteAppender) appendLocked(recs []Record, next Head) error {
 }
 
 // stepLocked runs statement i to completion and resets it.
-func (a *sqliteAppender) stepLocked(i int) error {
+func (a *sqliteConn) stepLocked(i int) error {
 	s := a.stmts[i]
 	rc := sqlite3.Xsqlite3_step(a.tls, s)
 	var err error
@@ -566,7 +591,7 @@ func (a *sqliteAppender) stepLocked(i int) error {
 }
 
 // execLocked runs sql once, unprepared.
-func (a *sqliteAppender) execLocked(sql string) error {
+func (a *sqliteConn) execLocked(sql string) error {
 	q, err := libc.CString(sql)
 	if err != nil {
 		return err
@@ -580,7 +605,7 @@ func (a *sqliteAppender) execLocked(sql string) error {
 
 // errLocked is the error for result code rc with SQLite's message, which
 // names the cause (a constraint, a trigger's RAISE, a full disk).
-func (a *sqliteAppender) errLocked(rc int32, op string) error {
+func (a *sqliteConn) errLocked(rc int32, op string) error {
 	msg := "unknown error"
 	if a.db != 0 {
 		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(a.tls, a.db))
@@ -593,7 +618,7 @@ func (a *sqliteAppender) errLocked(rc int32, op string) error {
 
 // growLocked makes buf hold at least n bytes. The previous contents need not
 // survive: it is called only between statements.
-func (a *sqliteAppender) growLocked(n int) error {
+func (a *sqliteConn) growLocked(n int) error {
 	if n <= a.bufCap && a.buf != 0 {
 		return nil
 	}
@@ -609,11 +634,11 @@ func (a *sqliteAppender) growLocked(n int) error {
 	return nil
 }
 
-func (a *sqliteAppender) writer() bufWriter {
+func (a *sqliteConn) writer() bufWriter {
 	return bufWriter{base: a.buf, mem: unsafe.Slice((*byte)(cptr(a.buf)), a.bufCap)}
 }
 
-// bufWriter fills the appender's C buffer front to back for one statement's
+// bufWriter fills a sqliteConn's C buffer front to back for one statement's
 // bindings. An empty value still gets a valid address: a null pointer
 // would bind SQL NULL.
 type bufWriter struct {

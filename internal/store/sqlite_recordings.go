@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // CreateRecording implements Store.
@@ -29,27 +32,99 @@ func (s *SQLite) CreateRecording(ctx context.Context, r Recording) error {
 	return wrapRecording("create recording", r.SessionID, err)
 }
 
+// AppendChunk's statements, numbered after txSQL's.
+const (
+	stmtBumpChunks = numTxStmts + iota
+	stmtRecordingExists
+	stmtInsertChunk
+)
+
+var chunkSQL = []string{
+	stmtBumpChunks - numTxStmts:      `UPDATE recordings SET chunks = chunks + 1 WHERE session_id = ?1 AND chunks = ?2`,
+	stmtRecordingExists - numTxStmts: `SELECT count(*) FROM recordings WHERE session_id = ?1`,
+	stmtInsertChunk - numTxStmts: `INSERT INTO recording_chunks (session_id, seq, time, sha256, data)
+		VALUES (?1, ?2, ?3, ?4, zeroblob(?5))`,
+}
+
 // AppendChunk implements Store.
 func (s *SQLite) AppendChunk(ctx context.Context, c Chunk) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE recordings SET chunks = chunks + 1 WHERE session_id = ? AND chunks = ?`, c.SessionID, c.Seq)
+	err := s.chunks.transact(ctx, func() error { return s.chunks.appendChunkLocked(c) })
+	return wrapRecording("append chunk", c.SessionID, err)
+}
+
+// appendChunkLocked counts the chunk in its recording's row (which must be
+// at c.Seq chunks), inserts it with a zeroblob of its size for data, and
+// writes the bytes into that through SQLite's incremental blob I/O. Bound
+// to the INSERT, the bytes would be copied into a record as large as the
+// chunk, allocated and freed for every chunk; a trailing zeroblob is left
+// out of the record (hence data's place, see migration 0006), and the blob
+// write copies from buf straight into the b-tree's overflow pages.
+func (a *sqliteConn) appendChunkLocked(c Chunk) error {
+	tls := a.tls
+	const names = "main\x00recording_chunks\x00data\x00"
+	if err := a.growLocked(len(names) + len(c.SessionID) + len(c.SHA256) + len(c.Data)); err != nil {
+		return err
+	}
+	w := a.writer()
+	db, _ := w.put("main\x00")
+	table, _ := w.put("recording_chunks\x00")
+	column, _ := w.put("data\x00")
+	id, idLen := w.put(c.SessionID)
+
+	bump := a.stmts[stmtBumpChunks]
+	sqlite3.Xsqlite3_bind_text(tls, bump, 1, id, idLen, 0)
+	sqlite3.Xsqlite3_bind_int64(tls, bump, 2, c.Seq)
+	if err := a.stepLocked(stmtBumpChunks); err != nil {
+		return err
+	}
+	if sqlite3.Xsqlite3_changes(tls, a.db) == 0 {
+		ex := a.stmts[stmtRecordingExists]
+		sqlite3.Xsqlite3_bind_text(tls, ex, 1, id, idLen, 0)
+		rc := sqlite3.Xsqlite3_step(tls, ex)
+		var err error
+		if rc != sqlite3.SQLITE_ROW {
+			err = a.errLocked(rc, "recording exists")
+		}
+		exists := sqlite3.Xsqlite3_column_int64(tls, ex, 0) > 0
+		sqlite3.Xsqlite3_reset(tls, ex)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			var exists int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM recordings WHERE session_id = ?`, c.SessionID).Scan(&exists); err != nil {
-				return err
-			}
-			return notNext(c, exists > 0)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO recording_chunks (session_id, seq, time, data, sha256) VALUES (?, ?, ?, ?, ?)`,
-			c.SessionID, c.Seq, c.Time.UnixNano(), c.Data, c.SHA256[:])
+		return notNext(c, exists)
+	}
+
+	ins := a.stmts[stmtInsertChunk]
+	sqlite3.Xsqlite3_bind_text(tls, ins, 1, id, idLen, 0)
+	sqlite3.Xsqlite3_bind_int64(tls, ins, 2, c.Seq)
+	sqlite3.Xsqlite3_bind_int64(tls, ins, 3, c.Time.UnixNano())
+	p, n := w.putBytes(c.SHA256[:])
+	sqlite3.Xsqlite3_bind_blob(tls, ins, 4, p, n, 0)
+	sqlite3.Xsqlite3_bind_int64(tls, ins, 5, int64(len(c.Data)))
+	if err := a.stepLocked(stmtInsertChunk); err != nil {
 		return err
-	})
-	return wrapRecording("append chunk", c.SessionID, err)
+	}
+	if len(c.Data) == 0 {
+		return nil
+	}
+	rowid := sqlite3.Xsqlite3_last_insert_rowid(tls, a.db)
+	pblob := tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	rc := sqlite3.Xsqlite3_blob_open(tls, a.db, db, table, column, rowid, 1, pblob)
+	blob := *(*uintptr)(cptr(pblob))
+	if rc != sqlite3.SQLITE_OK {
+		err := a.errLocked(rc, "open chunk blob")
+		sqlite3.Xsqlite3_blob_close(tls, blob) // a no-op on a null handle
+		return err
+	}
+	p, n = w.putBytes(c.Data)
+	var err error
+	if rc := sqlite3.Xsqlite3_blob_write(tls, blob, p, n, 0); rc != sqlite3.SQLITE_OK {
+		err = a.errLocked(rc, "write chunk")
+	}
+	if rc := sqlite3.Xsqlite3_blob_close(tls, blob); rc != sqlite3.SQLITE_OK && err == nil {
+		err = a.errLocked(rc, "close chunk blob")
+	}
+	return err
 }
 
 // FinishRecording implements Store.

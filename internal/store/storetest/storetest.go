@@ -461,3 +461,29 @@ func CPUTime() time.Duration {
 func ReportCPU(b *testing.B, since time.Duration) {
 	b.ReportMetric(float64(CPUTime()-since)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
+
+// BenchAppendChunk stores one chunk of size bytes per op into a recording
+// that s (empty) creates first.
+func BenchAppendChunk(b *testing.B, s store.Store, size int) {
+	ctx := context.Background()
+	if err := s.CreateRecording(ctx, recording(0)); err != nil {
+		b.Fatal(err)
+	}
+	c := chunk(recording(0).SessionID, 0)
+	c.Data = make([]byte, size)
+	for i := range c.Data {
+		c.Data[i] = byte(i * 131 >> 3)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := CPUTime()
+	for i := 0; i < b.N; i++ {
+		c.Seq = int64(i)
+		if err := s.AppendChunk(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	ReportCPU(b, cpu)
+}
