@@ -222,23 +222,36 @@ rss=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
 big_line=""
 if [ "${BIGSELECT:-1}" = 1 ]; then
   make_big
-  wall() { local s e; s=$(date +%s.%N); PGPASSWORD="$1" psql -X -A -t "$2" -c "select * from big" > "$work/big.out"; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}'; }
+  # wall PASSWORD CONNINFO [PROXY_PID]: the wall seconds of psql fetching
+  # the table, psql's own CPU seconds (TLS and formatting) and the proxy's.
+  wall() {
+    local s e c0=0 c1=0 TIMEFORMAT='%U %S'
+    [ -n "${3:-}" ] && c0=$(cpu_ticks "$3")
+    s=$(date +%s.%N)
+    { time PGPASSWORD="$1" psql -X -A -t "$2" -c "select * from big" > "$work/big.out" 2>/dev/null; } 2> "$work/psql.time"
+    e=$(date +%s.%N)
+    [ -n "${3:-}" ] && c1=$(cpu_ticks "$3")
+    awk -v s="$s" -v e="$e" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v t="$(cat "$work/psql.time")" \
+      'BEGIN{split(t, a, " "); printf "%.2f %.2f %.2f", e-s, a[1]+a[2], c/hz}'
+  }
   # BIG_ROUNDS alternating runs each; the fastest of each is reported, as
   # this VM's speed drifts between runs.
-  fastest() { awk -v a="$1" -v b="$2" 'BEGIN{print (a == "" || b < a) ? b : a}'; }
+  fastest() { awk -v a="$1" -v b="$2" 'BEGIN{split(a, x, " "); split(b, y, " "); print (a == "" || y[1] < x[1]) ? b : a}'; }
   d=""; g=""; b=""
   for _ in $(seq "${BIG_ROUNDS:-3}"); do
     d=$(fastest "$d" "$(wall "$reader_pw" "host=127.0.0.1 port=$pg_port dbname=shop user=shop_reader sslmode=disable")")
-    g=$(fastest "$g" "$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require")")
+    g=$(fastest "$g" "$(wall "$agent" "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require" "$gh_pid")")
     if [ -n "${BASELINE:-}" ]; then
-      b=$(fastest "$b" "$(wall "$agent" "host=127.0.0.1 port=$base_port dbname=shop user=reader sslmode=require")")
+      b=$(fastest "$b" "$(wall "$agent" "host=127.0.0.1 port=$base_port dbname=shop user=reader sslmode=require" "${tpid[base]:-}")")
     fi
   done
   leaked=$(grep -c 4111111111111111 "$work/big.out" || true)
   rss2=$(awk '/VmHWM/{print $2}' "/proc/$gh_pid/status")
-  big_line="1,000,000-row masked SELECT * (fastest of ${BIG_ROUNDS:-3}): direct ${d}s, gatehouse ${g}s ($(awk -v d="$d" -v g="$g" 'BEGIN{printf "%.2f", g/d}')x direct); unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
+  read -r dw dc _ <<< "$d"; read -r gw gc gp <<< "$g"
+  big_line="1,000,000-row masked SELECT * (fastest of ${BIG_ROUNDS:-3}): direct ${dw}s, gatehouse ${gw}s ($(awk -v d="$dw" -v g="$gw" 'BEGIN{printf "%.2f", g/d}')x direct); psql CPU direct ${dc}s, through gatehouse ${gc}s; gatehouse CPU ${gp}s; unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
   if [ -n "$b" ]; then
-    big_line="$big_line; base (${BASELINE}) ${b}s ($(awk -v d="$d" -v b="$b" 'BEGIN{printf "%.2f", b/d}')x direct)"
+    read -r bw _ bp <<< "$b"
+    big_line="$big_line; base (${BASELINE}) ${bw}s ($(awk -v d="$dw" -v b="$bw" 'BEGIN{printf "%.2f", b/d}')x direct), base CPU ${bp}s"
   fi
 fi
 # Time to the first row of the big result, and memory per idle session.

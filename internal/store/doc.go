@@ -37,7 +37,9 @@
 // Session recordings are rows too: one per session (recordings) and its
 // compressed chunks in sequence (recording_chunks). The record package owns
 // the chunk format; the store keeps chunks in order, refuses to rewrite one,
-// and deletes whole recordings for retention.
+// and deletes whole recordings for retention. On SQLite, chunks have a raw
+// connection of their own too, which writes a chunk's bytes through
+// incremental blob I/O rather than binding them (see appendChunkLocked).
 //
 // Schema changes are numbered SQL files per dialect under migrations/,
 // applied in order inside transactions and recorded in schema_migrations.
