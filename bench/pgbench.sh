@@ -201,7 +201,8 @@ if [ -n "${PROFILE:-}" ]; then
     make_big
     (for _ in $(seq 12); do PGPASSWORD="$agent" "$work/probe" firstrow "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require"; done >/dev/null 2>&1 &)
   else
-    (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c 8 -j 2 -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
+    pc=${PROFILE_CLIENTS:-8}; pj=1; [ "$pc" -gt 1 ] && pj=2
+    (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c "$pc" -j "$pj" -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
   fi
   sleep 1
   curl -s -o bench/gatehouse.prof "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"
