@@ -61,14 +61,16 @@ func (s *SQLite) AppendChunk(ctx context.Context, c Chunk) error {
 // write copies from buf straight into the b-tree's overflow pages.
 func (a *sqliteConn) appendChunkLocked(c Chunk) error {
 	tls := a.tls
-	const names = "main\x00recording_chunks\x00data\x00"
-	if err := a.growLocked(len(names) + len(c.SessionID) + len(c.SHA256) + len(c.Data)); err != nil {
+	// sqlite3_blob_open takes the names as C strings.
+	const schemaName, tableName, columnName = "main\x00", "recording_chunks\x00", "data\x00"
+	need := len(schemaName) + len(tableName) + len(columnName) + len(c.SessionID) + len(c.SHA256) + len(c.Data)
+	if err := a.growLocked(need); err != nil {
 		return err
 	}
 	w := a.writer()
-	db, _ := w.put("main\x00")
-	table, _ := w.put("recording_chunks\x00")
-	column, _ := w.put("data\x00")
+	db, _ := w.put(schemaName)
+	table, _ := w.put(tableName)
+	column, _ := w.put(columnName)
 	id, idLen := w.put(c.SessionID)
 
 	bump := a.stmts[stmtBumpChunks]
@@ -83,7 +85,7 @@ func (a *sqliteConn) appendChunkLocked(c Chunk) error {
 		rc := sqlite3.Xsqlite3_step(tls, ex)
 		var err error
 		if rc != sqlite3.SQLITE_ROW {
-			err = a.errLocked(rc, "recording exists")
+			err = a.errLocked(rc, "count recordings")
 		}
 		exists := sqlite3.Xsqlite3_column_int64(tls, ex, 0) > 0
 		sqlite3.Xsqlite3_reset(tls, ex)
