@@ -2,6 +2,7 @@ package mask
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,49 @@ func TestSWARExact(t *testing.T) {
 		c := newCursor(src, true, true)
 		if start, end, ok := c.token(i); start != want || end != wantEnd || !ok {
 			t.Errorf("token(%d) = %d, %d, %v; want %d, %d", i, start, end, ok, want, wantEnd)
+		}
+	}
+}
+
+// A value of digits alone skips the scanner (appendDigitsMask). With a
+// space in front, the same digits go through the scanner, and a space is no
+// neighbour any detector reads; so the two must mask alike, for every
+// length around the card lengths, cards of every network, near misses and
+// random digits, in both styles and with the PAN detector off.
+func TestDigitsFastPathAgreesWithScanner(t *testing.T) {
+	values := []string{"", "0", "4111", "411111111111", "4111111111111111", "4111111111111112"}
+	for _, nw := range networks {
+		for _, r := range nw.ranges {
+			for _, n := range nw.lengths {
+				card := cardOf(r.lo, n)
+				values = append(values, card, card[:n-1], card+"0")
+			}
+		}
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, rnd.IntN(maxPAN+3))
+		for i := range b {
+			b[i] = byte('0' + rnd.IntN(10))
+		}
+		if len(b) > 1 && rnd.IntN(2) == 0 {
+			b = []byte(luhnComplete(string(b[:len(b)-1])))
+		}
+		values = append(values, string(b))
+	}
+	for _, cfg := range []Config{DefaultConfig(), {PAN: true, PANStyle: StyleLast4, MaskChar: '#'}, {IBAN: true, SSN: true, Email: true}} {
+		m := mustNew(t, cfg)
+		masked := 0
+		for _, v := range values {
+			got, gotN := m.AppendMask(nil, []byte(v))
+			want, wantN := m.AppendMask(nil, []byte(" "+v))
+			if gotN != wantN || !bytes.Equal(got, want[1:]) {
+				t.Fatalf("%+v: %q -> %q (%d found), through the scanner %q (%d)", cfg, v, got, gotN, want[1:], wantN)
+			}
+			masked += gotN
+		}
+		if cfg.PAN && masked < len(networks) {
+			t.Fatalf("%+v: only %d of %d values masked: the test does not reach the fast path's masking", cfg, masked, len(values))
 		}
 	}
 }

@@ -39,10 +39,15 @@ const (
 )
 
 // prefixLengths maps the first four digits of a candidate to a bit set of
-// plausible lengths (bit n-minPAN). It over-approximates ranges longer than
-// four digits, so a hit is confirmed with networkOf; a miss is final. It lets
-// the scanner reject most long digit runs (timestamps, ids) with one load.
-var prefixLengths [10000]uint8
+// plausible lengths (bit n-minPAN). It lets the scanner reject most long
+// digit runs (timestamps, ids) with one load. A miss is final; a hit is
+// exact too, unless prefixInexact says that a range longer than four digits
+// (Discover's 622126–622925) overlaps the prefix, and then networkOf
+// confirms it.
+var (
+	prefixLengths [10000]uint8
+	prefixInexact [10000]bool
+)
 
 func init() {
 	var p [4]byte
@@ -55,6 +60,9 @@ func init() {
 				}
 				for _, n := range nw.lengths {
 					prefixLengths[i] |= 1 << (n - minPAN)
+				}
+				if len(r.lo) > len(p) {
+					prefixInexact[i] = true
 				}
 			}
 		}
@@ -121,7 +129,7 @@ func validPAN(d []byte) bool {
 	if prefixLengths[p]&(1<<(len(d)-minPAN)) == 0 {
 		return false
 	}
-	return luhnValid(d) && networkOf(d) != ""
+	return luhnValid(d) && (!prefixInexact[p] || networkOf(d) != "")
 }
 
 // contiguousPAN reports whether the digit run src[i:j] (maximal, so bounded by

@@ -94,6 +94,14 @@ func TestPrefixTableCoversNetworks(t *testing.T) {
 			if networkOf(d) != "" && prefixLengths[p/100]&(1<<(n-minPAN)) == 0 {
 				t.Fatalf("prefix table rejects %s (%s)", d, networkOf(d))
 			}
+			// validPAN trusts the table where it says it is exact.
+			for _, last := range []byte{'0', '5', '9'} {
+				d[n-2] = last
+				card := []byte(luhnComplete(string(d[:n-1])))
+				if want := networkOf(card) != ""; validPAN(card) != want {
+					t.Fatalf("validPAN(%s) = %v, networkOf %q", card, !want, networkOf(card))
+				}
+			}
 		}
 	}
 }

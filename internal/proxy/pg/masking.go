@@ -42,6 +42,17 @@ type column struct {
 	typeOID  uint32
 	format   int16         // from RowDescription; Bind's codes override for Execute
 	strategy mask.Strategy // 0: detectors only
+	// clear: nothing to mask in this column's values, whatever their
+	// format (no strategy, and a type that cannot carry a card number).
+	// Only trusted when the row has exactly the described columns.
+	clear bool
+}
+
+func newColumn(typeOID uint32, format int16, strategy mask.Strategy) column {
+	return column{
+		typeOID: typeOID, format: format, strategy: strategy,
+		clear: strategy == 0 && cannotCarryPAN(typeOID),
+	}
 }
 
 // rowDesc is a parsed RowDescription.
@@ -64,11 +75,7 @@ func parseRowDesc(body []byte, rules map[colKey]mask.Strategy) (*rowDesc, error)
 		}
 		table := binary.BigEndian.Uint32(r)
 		att := int16(binary.BigEndian.Uint16(r[4:]))
-		rd.cols[i] = column{
-			typeOID:  binary.BigEndian.Uint32(r[6:]),
-			format:   int16(binary.BigEndian.Uint16(r[16:])),
-			strategy: rules[colKey{table, att}],
-		}
+		rd.cols[i] = newColumn(binary.BigEndian.Uint32(r[6:]), int16(binary.BigEndian.Uint16(r[16:])), rules[colKey{table, att}])
 		rest = r[18:]
 	}
 	return rd, nil
@@ -121,11 +128,18 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 		if desc != nil && i < len(desc.cols) {
 			col = desc.cols[i]
 		}
+		if typed && col.clear {
+			if rebuilt {
+				rm.out = binary.BigEndian.AppendUint32(rm.out, uint32(l))
+				rm.out = append(rm.out, val...)
+			}
+			continue
+		}
 		format := col.format
 		if useBind {
 			format = formatOf(formats, i)
 		}
-		newVal, isNull, changed, err := rm.maskValue(val, col, format, typed)
+		newVal, isNull, changed, err := rm.maskValue(val, col, format)
 		if err != nil {
 			return nil, err
 		}
@@ -149,9 +163,9 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 	return rm.out, nil
 }
 
-// maskValue masks one column value; typed says whether col's type can be
-// trusted to skip the scan. newVal is valid until the next call.
-func (rm *rowMasker) maskValue(val []byte, col column, format int16, typed bool) (newVal []byte, isNull, changed bool, err error) {
+// maskValue masks one column value that may need it (not col.clear).
+// newVal is valid until the next call.
+func (rm *rowMasker) maskValue(val []byte, col column, format int16) (newVal []byte, isNull, changed bool, err error) {
 	if format == 1 && (col.typeOID == oidInt8 || col.typeOID == oidNumeric) {
 		text, err := binaryNumberText(rm.scratch[:0], val, col.typeOID)
 		if err != nil {
@@ -173,9 +187,6 @@ func (rm *rowMasker) maskValue(val []byte, col column, format int16, typed bool)
 		rm.scratch = out
 		rm.masked++
 		return out, null, true, nil
-	}
-	if typed && cannotCarryPAN(col.typeOID) {
-		return val, false, false, nil
 	}
 	// Text values, and binary values of text-like types (text, varchar,
 	// json, jsonb, arrays and records of them carry their text bytes), are
