@@ -78,11 +78,13 @@
 // A Recorder is safe for concurrent use, because a session's two relay
 // directions both call it: statements arrive on the client→target
 // goroutine, rows on the target→client one. A mutex guards its buffer.
-// Row appends to that buffer with no allocation once it has grown; filled
-// chunks are compressed, hashed and stored by one background goroutine per
-// Recorder, so the relay does not wait for the store unless the store
-// falls a whole chunk behind (then it waits: memory stays bounded at about
-// three chunks per session).
+// Row appends to that buffer with no allocation once it has grown. Filled
+// chunks are compressed by one background goroutine per Recorder and
+// hashed and stored by a second, so the relay does not wait for the store
+// unless the store falls four chunks behind (then it waits: memory stays
+// bounded at three chunk buffers and four compressed chunks per session).
+// A store write that stalls on its commit's fsync holds up only compressed
+// chunks, about a tenth of a chunk's size for result rows.
 //
 // A store failure is sticky: every later call returns it, and so does
 // Close. The caller decides whether a session that can no longer be

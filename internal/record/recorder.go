@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -23,7 +22,10 @@ const (
 	// the session.end audit event (about 8.5 KB of hex).
 	DefaultMaxBytes = 64 << 20
 	// DefaultChunkBytes is the uncompressed size of a chunk. A busy session
-	// holds up to three chunk buffers (filling, queued, being stored).
+	// holds up to three chunk buffers (filling, queued, being compressed)
+	// and up to four compressed chunks (being compressed into, two queued,
+	// being stored): about 1.7 MiB, plus up to 2 MiB more if what it
+	// records does not compress.
 	DefaultChunkBytes = 512 << 10
 	// DefaultWriteTimeout bounds one chunk's store write.
 	DefaultWriteTimeout = 30 * time.Second
@@ -78,19 +80,27 @@ type Recorder struct {
 	// mutex: it is read on every entry, a million times for a large result.
 	err atomic.Pointer[error]
 
-	flushc chan chunkJob // filled chunks, to the writer goroutine
-	spare  chan []byte   // emptied buffers, back from it
-	done   chan struct{} // closed when the writer goroutine ends
+	// Filled chunks go to the compressing goroutine, compressed ones from
+	// it to the storing goroutine, and each hands the buffers it is done
+	// with back. Two stages rather than one so that a slow store write (a
+	// commit's fsync) holds only a compressed chunk, a tenth of the size,
+	// and the relay does not wait for it.
+	flushc chan chunkJob // filled chunks, to the compressing goroutine
+	spare  chan []byte   // emptied chunk buffers, back from it
+	storec chan chunkJob // compressed chunks, to the storing goroutine
+	zspare chan []byte   // emptied compressed buffers, back from it
+	done   chan struct{} // closed when both goroutines have ended
 
-	// Owned by the writer goroutine until done is closed.
+	// Owned by the storing goroutine until done is closed.
 	hashes []Hash
 	stored int64
 }
 
+// chunkJob is one chunk on its way to the store: raw, then compressed.
 type chunkJob struct {
 	seq  int64
 	time int64
-	raw  []byte
+	data []byte
 }
 
 // New creates the recording's row in st and returns its Recorder. The
@@ -125,6 +135,8 @@ func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts 
 		buf:    make([]byte, 0, min(4<<10, opts.ChunkBytes)),
 		flushc: make(chan chunkJob, 1),
 		spare:  make(chan []byte, 2),
+		storec: make(chan chunkJob, 2),
+		zspare: make(chan []byte, 3),
 		done:   make(chan struct{}),
 	}
 	// The meta entry is written whatever the cap: it is tiny and a
@@ -137,7 +149,8 @@ func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts 
 	}
 	r.endEntryLocked()
 	r.mu.Unlock()
-	go r.writeLoop()
+	go r.compressLoop()
+	go r.storeLoop()
 	return r, nil
 }
 
@@ -317,7 +330,7 @@ func (r *Recorder) flushLocked() {
 	if len(r.buf) == 0 {
 		return
 	}
-	job := chunkJob{seq: r.seq, time: r.chunkTime, raw: r.buf}
+	job := chunkJob{seq: r.seq, time: r.chunkTime, data: r.buf}
 	r.seq++
 	select {
 	case b := <-r.spare:
@@ -347,12 +360,13 @@ var gzipWriters = sync.Pool{New: func() any {
 
 type gzipBuf struct {
 	w   *gzip.Writer
-	out bytes.Buffer
+	out appendWriter
 }
 
-// compress returns raw gzip-compressed, valid until the next call.
-func (z *gzipBuf) compress(raw []byte) ([]byte, error) {
-	z.out.Reset()
+// compress appends raw, gzip-compressed, to dst.
+func (z *gzipBuf) compress(dst, raw []byte) ([]byte, error) {
+	z.out = dst
+	defer func() { z.out = nil }() // the pool must not keep the caller's buffer
 	z.w.Reset(&z.out)
 	if _, err := z.w.Write(raw); err != nil {
 		return nil, err
@@ -360,12 +374,50 @@ func (z *gzipBuf) compress(raw []byte) ([]byte, error) {
 	if err := z.w.Close(); err != nil {
 		return nil, err
 	}
-	return z.out.Bytes(), nil
+	return z.out, nil
 }
 
-func (r *Recorder) writeLoop() {
-	defer close(r.done)
+// appendWriter is an io.Writer appending to itself.
+type appendWriter []byte
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	*w = append(*w, p...)
+	return len(p), nil
+}
+
+// compressLoop compresses the chunks Close and flushLocked hand it, in
+// order, and passes them on to storeLoop.
+func (r *Recorder) compressLoop() {
+	defer close(r.storec)
 	for job := range r.flushc {
+		if r.failure() == nil {
+			var dst []byte
+			select {
+			case dst = <-r.zspare:
+			default:
+			}
+			z := gzipWriters.Get().(*gzipBuf)
+			data, err := z.compress(dst, job.data)
+			gzipWriters.Put(z)
+			if err != nil {
+				err = fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, job.seq, err)
+				r.err.CompareAndSwap(nil, &err)
+			} else {
+				r.storec <- chunkJob{seq: job.seq, time: job.time, data: data}
+			}
+		}
+		select {
+		case r.spare <- job.data[:0]:
+		default:
+		}
+	}
+}
+
+// storeLoop stores compressed chunks in order, keeping their digests for
+// the Summary.
+func (r *Recorder) storeLoop() {
+	defer close(r.done)
+	for job := range r.storec {
 		if r.failure() == nil {
 			if err := r.storeChunk(job); err != nil {
 				err = fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err)
@@ -373,32 +425,24 @@ func (r *Recorder) writeLoop() {
 			}
 		}
 		select {
-		case r.spare <- job.raw[:0]:
+		case r.zspare <- job.data[:0]:
 		default:
 		}
 	}
 }
 
 func (r *Recorder) storeChunk(job chunkJob) error {
-	z := gzipWriters.Get().(*gzipBuf)
-	defer gzipWriters.Put(z)
-	// The store copies data before AppendChunk returns, so z can go back
-	// to the pool afterwards.
-	data, err := z.compress(job.raw)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(data)
+	sum := sha256.Sum256(job.data)
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.WriteTimeout)
 	defer cancel()
-	err = r.st.AppendChunk(ctx, store.Chunk{
-		SessionID: r.id, Seq: job.seq, Time: time.Unix(0, job.time).UTC(), Data: data, SHA256: sum,
+	err := r.st.AppendChunk(ctx, store.Chunk{
+		SessionID: r.id, Seq: job.seq, Time: time.Unix(0, job.time).UTC(), Data: job.data, SHA256: sum,
 	})
 	if err != nil {
 		return err
 	}
 	r.hashes = append(r.hashes, Hash(sum))
-	r.stored += int64(len(data))
+	r.stored += int64(len(job.data))
 	return nil
 }
 

@@ -1,0 +1,90 @@
+package record_test
+
+import (
+	"context"
+	"crypto/rand"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/record"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// stallingStore holds every AppendChunk until release is closed, as a slow
+// disk holds a commit's fsync.
+type stallingStore struct {
+	store.Store
+	entered chan struct{} // receives once per AppendChunk call
+	release chan struct{}
+}
+
+func (s *stallingStore) AppendChunk(ctx context.Context, c store.Chunk) error {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.AppendChunk(ctx, c)
+}
+
+// A slow store write must not hold up the relay while the pipeline has
+// room (one chunk being stored, two compressed ones queued, one being
+// compressed, one filled one queued), and must hold it up once it has
+// none, so that a session's memory stays bounded.
+func TestSlowStoreBackPressure(t *testing.T) {
+	ctx := context.Background()
+	st := &stallingStore{Store: sqlite(t), entered: make(chan struct{}, 100), release: make(chan struct{})}
+	r, err := record.New(ctx, st, "slow", meta, record.Options{ChunkBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One row per chunk: two do not fit in 1024 bytes.
+	value := make([]byte, 600)
+	rand.Read(value)
+	const rows = 20
+	var done atomic.Int64
+	finished := make(chan error, 1)
+	go func() {
+		for range rows {
+			if err := r.Row(time.Now(), [][]byte{value}); err != nil {
+				finished <- err
+				return
+			}
+			done.Add(1)
+		}
+		finished <- nil
+	}()
+	<-st.entered // the first chunk is stuck in the store
+	// Let the relay go as far as it can, then check that it stopped.
+	var stuckAt int64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		before := done.Load()
+		time.Sleep(300 * time.Millisecond)
+		if stuckAt = done.Load(); stuckAt == before && stuckAt >= 6 || time.Now().After(deadline) {
+			break
+		}
+	}
+	// Rows 2 to 6 each hand the previous chunk over without waiting; the
+	// seventh has nowhere to put chunk 5.
+	if stuckAt != 6 {
+		t.Fatalf("with the store stalled the relay recorded %d rows before waiting, want 6", stuckAt)
+	}
+	close(st.release)
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Chunks != rows || len(sum.SHA256) != rows {
+		t.Fatalf("stored %d chunks (%d digests), want %d", sum.Chunks, len(sum.SHA256), rows)
+	}
+	chunks, err := st.Chunks(ctx, "slow", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range chunks {
+		if c.Seq != int64(i) || record.Hash(c.SHA256) != sum.SHA256[i] {
+			t.Fatalf("chunk %d: seq %d, digest %x; want in order with the summary's digests", i, c.Seq, c.SHA256)
+		}
+	}
+}
