@@ -258,7 +258,7 @@ if [ "${BIGSELECT:-1}" = 1 ]; then
   read -r dw dc _ dpg <<< "$d"; read -r gw gc gp gpg <<< "$g"
   big_line="1,000,000-row masked SELECT * (fastest of ${BIG_ROUNDS:-3}): direct ${dw}s, gatehouse ${gw}s ($(awk -v d="$dw" -v g="$gw" 'BEGIN{printf "%.2f", g/d}')x direct); psql CPU direct ${dc}s, through gatehouse ${gc}s; gatehouse CPU ${gp}s; PostgreSQL backend CPU direct ${dpg}s, through gatehouse ${gpg}s; unmasked PANs in gatehouse output: ${leaked}; gatehouse peak RSS after it: ${rss2} KiB"
   if [ -n "$b" ]; then
-    read -r bw _ bp <<< "$b"
+    read -r bw _ bp _ <<< "$b"
     big_line="$big_line; base (${BASELINE}) ${bw}s ($(awk -v d="$dw" -v b="$bw" 'BEGIN{printf "%.2f", b/d}')x direct), base CPU ${bp}s"
   fi
 fi

@@ -80,7 +80,8 @@
 // goroutine, rows on the target→client one. A mutex guards its buffer.
 // Row appends to that buffer with no allocation once it has grown. Filled
 // chunks are compressed by one background goroutine per Recorder and
-// hashed and stored by a second, so the relay does not wait for the store
+// hashed and stored by a second (both started with the first filled chunk,
+// so a session that records little has neither), so the relay does not wait for the store
 // unless the store falls four chunks behind (then it waits: memory stays
 // bounded at three chunk buffers and four compressed chunks per session).
 // A store write that stalls on its commit's fsync holds up only compressed

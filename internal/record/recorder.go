@@ -74,6 +74,7 @@ type Recorder struct {
 	dropped    int64 // entries dropped after truncation
 	droppedLen int64 // their size
 	closed     bool
+	writing    bool // the compressing and storing goroutines are started
 
 	// err is the first store failure, set by the writer goroutine without
 	// taking mu (which is held while waiting on it). An atomic, not a
@@ -149,8 +150,6 @@ func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts 
 	}
 	r.endEntryLocked()
 	r.mu.Unlock()
-	go r.compressLoop()
-	go r.storeLoop()
 	return r, nil
 }
 
@@ -340,6 +339,7 @@ func (r *Recorder) flushLocked() {
 		// buffer for a whole one.
 		r.buf = make([]byte, 0, r.opts.ChunkBytes+r.opts.ChunkBytes/8)
 	}
+	r.startWritersLocked()
 	r.flushc <- job
 }
 
@@ -383,6 +383,17 @@ type appendWriter []byte
 func (w *appendWriter) Write(p []byte) (int, error) {
 	*w = append(*w, p...)
 	return len(p), nil
+}
+
+// startWritersLocked starts the compressing and storing goroutines at the
+// first chunk, so that a session that never fills one (most sessions)
+// costs no goroutine for its recording.
+func (r *Recorder) startWritersLocked() {
+	if !r.writing {
+		r.writing = true
+		go r.compressLoop()
+		go r.storeLoop()
+	}
 }
 
 // compressLoop compresses the chunks Close and flushLocked hand it, in
@@ -474,6 +485,7 @@ func (r *Recorder) Close(ctx context.Context) (Summary, error) {
 		r.flushLocked()
 	}
 	r.closed = true
+	r.startWritersLocked() // they end at once if nothing was ever flushed
 	close(r.flushc)
 	bytes, truncated, dropped, droppedLen := r.bytes, r.truncated, r.dropped, r.droppedLen
 	ended := time.Unix(0, max(now.UnixNano(), r.last)).UTC()
