@@ -88,6 +88,11 @@ type rowMasker struct {
 	out     []byte // rebuilt DataRow body
 	scratch []byte
 	masked  int // values masked since the last take
+	// vals are the values of the row maskDataRow last returned (nil for
+	// NULL), so that the recorder need not split it again. They alias that
+	// row or body, and hold until the next call: an append that moves out
+	// leaves what it had written in place.
+	vals [][]byte
 }
 
 // maskDataRow returns the DataRow body to send: body itself when nothing
@@ -100,6 +105,7 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 	n := int(binary.BigEndian.Uint16(body))
 	rest := body[2:]
 	rebuilt := false
+	rm.vals = rm.vals[:0]
 	// Types let values go unscanned (cannotCarryPAN) only when the row has
 	// exactly the described columns: a description that does not fit the
 	// row cannot be trusted to say what the values are.
@@ -116,6 +122,7 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 			if rebuilt {
 				rm.out = binary.BigEndian.AppendUint32(rm.out, uint32(l))
 			}
+			rm.vals = append(rm.vals, nil)
 			continue
 		}
 		if int(l) > len(rest) {
@@ -133,6 +140,7 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 				rm.out = binary.BigEndian.AppendUint32(rm.out, uint32(l))
 				rm.out = append(rm.out, val...)
 			}
+			rm.vals = append(rm.vals, val)
 			continue
 		}
 		format := col.format
@@ -148,14 +156,17 @@ func (rm *rowMasker) maskDataRow(body []byte, desc *rowDesc, formats []int16, us
 			rebuilt = true
 		}
 		if !rebuilt {
+			rm.vals = append(rm.vals, val)
 			continue
 		}
 		if isNull {
 			rm.out = binary.BigEndian.AppendUint32(rm.out, 0xffffffff)
+			rm.vals = append(rm.vals, nil)
 			continue
 		}
 		rm.out = binary.BigEndian.AppendUint32(rm.out, uint32(len(newVal)))
 		rm.out = append(rm.out, newVal...)
+		rm.vals = append(rm.vals, rm.out[len(rm.out)-len(newVal):])
 	}
 	if !rebuilt {
 		return body, nil

@@ -3,6 +3,7 @@ package pg
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/mask"
@@ -71,6 +72,59 @@ func TestMaskDataRow(t *testing.T) {
 			}
 			if got, want := string(out), string(dataRow(tc.want...)); got != want {
 				t.Fatalf("masked row %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// rm.vals must be the values of the row maskDataRow returned, whatever
+// path each value took: NULLs, columns left alone before and after the row
+// is rebuilt, masked values, strategies, and values written after rm.out
+// had to grow (the slices taken before stay valid).
+func TestMaskDataRowValues(t *testing.T) {
+	rm := newRowMasker(t)
+	long := strings.Repeat("x", 300)
+	row := func(vals ...*string) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(vals)))
+		for _, v := range vals {
+			if v == nil {
+				b = binary.BigEndian.AppendUint32(b, 0xffffffff)
+				continue
+			}
+			b = binary.BigEndian.AppendUint32(b, uint32(len(*v)))
+			b = append(b, *v...)
+		}
+		return b
+	}
+	str := func(s string) *string { return &s }
+	desc := &rowDesc{cols: []column{newColumn(23, 0, 0), newColumn(25, 0, 0), newColumn(25, 0, 0), newColumn(25, 0, 0),
+		newColumn(1184, 0, 0), newColumn(25, 0, mask.StrategyNull), newColumn(25, 0, mask.StrategyLast4), newColumn(25, 0, 0)}}
+	for _, tc := range []struct {
+		name string
+		desc *rowDesc
+		body []byte
+	}{
+		{"unchanged", bigDesc, row(str("1"), nil, str("order 1"), str("2026-11-22 05:00:00+00"))},
+		{"rebuilt", desc, row(str("7"), nil, str(long), str("4111111111111111"), str("2026-11-22"), str("secret"), str("ABCDEFGH"), str(long+"4111111111111111"))},
+		{"no description", nil, row(nil, str("4111111111111111"), str(long), nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rm.out = rm.out[:0:0] // small, so the rebuilt row must grow it
+			out, err := rm.maskDataRow(tc.body, tc.desc, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := dataRowValues(nil, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rm.vals) != len(want) {
+				t.Fatalf("%d values, want %d", len(rm.vals), len(want))
+			}
+			for i := range want {
+				if (rm.vals[i] == nil) != (want[i] == nil) || string(rm.vals[i]) != string(want[i]) {
+					t.Errorf("value %d: %q, want %q", i, rm.vals[i], want[i])
+				}
 			}
 		})
 	}

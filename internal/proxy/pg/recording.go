@@ -116,16 +116,19 @@ func columnNames(body []byte) []string {
 }
 
 // recordTarget records one (already masked) target message that arrived
-// at now.
-func (s *Session) recordTarget(now time.Time, typ byte, out []byte) error {
+// at now. vals, if not nil, are the values of a DataRow out, already split.
+func (s *Session) recordTarget(now time.Time, typ byte, out []byte, vals [][]byte) error {
 	switch typ {
 	case 'T':
 		return s.rec.Columns(now, columnNames(out))
 	case 'D':
-		vals, err := dataRowValues(s.recVals[:0], out)
-		s.recVals = vals
-		if err != nil {
-			return err
+		if vals == nil {
+			var err error
+			vals, err = dataRowValues(s.recVals[:0], out)
+			s.recVals = vals
+			if err != nil {
+				return err
+			}
 		}
 		return s.rec.Row(now, vals)
 	case 'C':

@@ -636,7 +636,11 @@ func (s *Session) targetToClient() error {
 			return s.maskFailure(w, mErr)
 		}
 		if s.rec != nil {
-			if err := s.recordTarget(arrived, typ, out); err != nil {
+			var vals [][]byte // out's values, when masking split it
+			if typ == 'D' && rm.m != nil {
+				vals = rm.vals
+			}
+			if err := s.recordTarget(arrived, typ, out, vals); err != nil {
 				// Withhold the message; the next read fails on the closed
 				// target and sends the client the reason.
 				s.recordingFailed(err)
