@@ -435,6 +435,8 @@ func (r *Recorder) storeLoop() {
 				r.err.CompareAndSwap(nil, &err)
 			}
 		}
+		// The store has copied the data (AppendChunk's contract): the
+		// buffer can take the next compressed chunk.
 		select {
 		case r.zspare <- job.data[:0]:
 		default:

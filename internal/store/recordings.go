@@ -17,7 +17,8 @@ type RecordingStore interface {
 	CreateRecording(ctx context.Context, r Recording) error
 	// AppendChunk stores c, which must be the next chunk of a recording that
 	// exists, and counts it in the recording's row. A chunk is never
-	// rewritten: storing a sequence number twice is an error.
+	// rewritten: storing a sequence number twice is an error. It keeps no
+	// reference to c.Data once it returns: the recorder reuses the buffer.
 	AppendChunk(ctx context.Context, c Chunk) error
 	// FinishRecording sets Ended, Bytes and Truncated of the recording of
 	// r.SessionID, or returns ErrNotFound.
