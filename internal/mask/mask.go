@@ -3,7 +3,6 @@ package mask
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -326,20 +325,8 @@ func (m *Masker) appendDigitsMask(dst, src []byte) ([]byte, int) {
 	return append(dst, src[len(src)-last:]...), 1
 }
 
-// allDigits reports whether b holds ASCII digits only, eight at a time.
-func allDigits(b []byte) bool {
-	for ; len(b) >= 8; b = b[8:] {
-		if digitBits(binary.LittleEndian.Uint64(b)) != high {
-			return false
-		}
-	}
-	for _, c := range b {
-		if !isDigit(c) {
-			return false
-		}
-	}
-	return true
-}
+// allDigits reports whether b holds ASCII digits only.
+func allDigits(b []byte) bool { return digitRunEnd(b, 0) == len(b) }
 
 // maskMatch masks one detected value in place. whole hides every digit and
 // letter: used for values that only appeared after masking.
