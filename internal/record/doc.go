@@ -78,14 +78,17 @@
 // A Recorder is safe for concurrent use, because a session's two relay
 // directions both call it: statements arrive on the client→target
 // goroutine, rows on the target→client one. A mutex guards its buffer.
-// Row appends to that buffer with no allocation once it has grown. Filled
-// chunks are compressed by one background goroutine per Recorder and
-// hashed and stored by a second (both started with the first filled chunk,
-// so a session that records little has neither), so the relay does not wait for the store
-// unless the store falls four chunks behind (then it waits: memory stays
-// bounded at three chunk buffers and four compressed chunks per session).
-// A store write that stalls on its commit's fsync holds up only compressed
-// chunks, about a tenth of a chunk's size for result rows.
+// Row appends to that buffer with no allocation once it has grown. Every
+// 64 KiB of entries is compressed at once, by the caller, while it is
+// still in the core's cache: each segment of a chunk is a deflate stream
+// of its own ending in a sync flush, so no compressor is held between
+// segments and the chunk is still one plain gzip member. Completed chunks
+// are hashed and stored by one background goroutine per Recorder (started
+// with the first, so a session that records little has none), so the
+// relay does not wait for the store unless it falls three chunks behind
+// (then it waits: memory stays bounded at a segment of entries and four
+// compressed chunks per session, about a tenth of a chunk's size each for
+// result rows).
 //
 // A store failure is sticky: every later call returns it, and so does
 // Close. The caller decides whether a session that can no longer be

@@ -687,3 +687,64 @@ func TestRowAllocs(t *testing.T) {
 		t.Errorf("Row allocates %v times, want 0", n)
 	}
 }
+
+// A large result is compressed a segment at a time into chunks of several
+// segments; what comes back must be every row, in order, whatever the
+// entry sizes: rows smaller than a segment, one larger than a segment and
+// one larger than a chunk.
+func TestLargeRecordingRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st := sqlite(t)
+	r, err := record.New(ctx, st, "large", meta, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][][]byte
+	add := func(vals ...[]byte) {
+		t.Helper()
+		if err := r.Row(at(1), vals); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, vals)
+	}
+	for i := range 20000 {
+		add([]byte(fmt.Sprint(i)), []byte("411111******1111"), nil, []byte(fmt.Sprint("order ", i)))
+		switch i {
+		case 5000:
+			add(bytes.Repeat([]byte("a segment and more "), 5000)) // 95 KB
+		case 12000:
+			add(bytes.Repeat([]byte("a chunk and more "), 40000)) // 680 KB
+		}
+	}
+	sum, err := r.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Chunks < 4 {
+		t.Errorf("%d chunks; want several for %d bytes", sum.Chunks, sum.Bytes)
+	}
+	if sum.StoredBytes*5 > sum.Bytes {
+		t.Errorf("stored %d bytes for %d recorded: less than 5 to 1", sum.StoredBytes, sum.Bytes)
+	}
+	rd, err := record.Open(ctx, st, "large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][][]byte
+	for _, e := range readAll(t, rd) {
+		if e.Type == record.EntryRow {
+			got = append(got, e.Values)
+		}
+	}
+	if p := rd.Problems(); len(p) != 0 {
+		t.Fatalf("problems: %v", p)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d rows back, wrote %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("row %d: got %q, want %q", i, got[i], want[i])
+		}
+	}
+}

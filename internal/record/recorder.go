@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -22,9 +20,9 @@ const (
 	// the session.end audit event (about 8.5 KB of hex).
 	DefaultMaxBytes = 64 << 20
 	// DefaultChunkBytes is the uncompressed size of a chunk. A busy session
-	// holds up to three chunk buffers (filling, queued, being compressed)
-	// and up to four compressed chunks (being compressed into, two queued,
-	// being stored): about 1.7 MiB, plus up to 2 MiB more if what it
+	// holds the entries not yet compressed (up to a segment, 64 KiB) and
+	// up to four compressed chunks (being filled, two queued, being
+	// stored): about 0.3 MiB for result rows, up to 2 MiB if what it
 	// records does not compress.
 	DefaultChunkBytes = 512 << 10
 	// DefaultWriteTimeout bounds one chunk's store write.
@@ -63,10 +61,11 @@ type Recorder struct {
 	id   string
 	opts Options
 
-	mu         sync.Mutex // guards the fields below, and sending on flushc
-	buf        []byte     // the chunk being filled, header included
-	seq        int64      // number of the chunk in buf
-	chunkTime  int64      // Unix ns of buf's first entry
+	mu         sync.Mutex // guards the fields below, and sending on storec
+	buf        []byte     // the chunk's entries not yet compressed (its header, at first)
+	z          gzipMember // the chunk's entries compressed so far
+	seq        int64      // number of the chunk being filled
+	chunkTime  int64      // Unix ns of its first entry
 	last       int64      // Unix ns of the last entry recorded; entries never go back in time
 	entryStart int        // offset in buf of the entry being written
 	bytes      int64      // entry bytes recorded (chunk headers not counted)
@@ -74,30 +73,26 @@ type Recorder struct {
 	dropped    int64 // entries dropped after truncation
 	droppedLen int64 // their size
 	closed     bool
-	writing    bool // the compressing and storing goroutines are started
+	writing    bool // the storing goroutine is started
 
-	// err is the first store failure, set by the writer goroutine without
+	// err is the first failure, set by the storing goroutine without
 	// taking mu (which is held while waiting on it). An atomic, not a
 	// mutex: it is read on every entry, a million times for a large result.
 	err atomic.Pointer[error]
 
-	// Filled chunks go to the compressing goroutine, compressed ones from
-	// it to the storing goroutine, and each hands the buffers it is done
-	// with back. Two stages rather than one so that a slow store write (a
-	// commit's fsync) holds only a compressed chunk, a tenth of the size,
-	// and the relay does not wait for it.
-	flushc chan chunkJob // filled chunks, to the compressing goroutine
-	spare  chan []byte   // emptied chunk buffers, back from it
+	// Completed chunks go to the storing goroutine, which hands their
+	// buffers back, so that the relay waits for a slow store write (a
+	// commit's fsync) only once two more chunks are queued behind it.
 	storec chan chunkJob // compressed chunks, to the storing goroutine
-	zspare chan []byte   // emptied compressed buffers, back from it
-	done   chan struct{} // closed when both goroutines have ended
+	zspare chan []byte   // emptied buffers, back from it
+	done   chan struct{} // closed when the storing goroutine has ended
 
 	// Owned by the storing goroutine until done is closed.
 	hashes []Hash
 	stored int64
 }
 
-// chunkJob is one chunk on its way to the store: raw, then compressed.
+// chunkJob is one compressed chunk on its way to the store.
 type chunkJob struct {
 	seq  int64
 	time int64
@@ -134,8 +129,6 @@ func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts 
 	r := &Recorder{
 		st: st, id: sessionID, opts: opts,
 		buf:    make([]byte, 0, min(4<<10, opts.ChunkBytes)),
-		flushc: make(chan chunkJob, 1),
-		spare:  make(chan []byte, 2),
 		storec: make(chan chunkJob, 2),
 		zspare: make(chan []byte, 3),
 		done:   make(chan struct{}),
@@ -298,16 +291,19 @@ func (r *Recorder) beginLocked(typ EntryType, t time.Time, body int) (bool, erro
 }
 
 // startEntryLocked writes an entry's type and time, first handing a full
-// chunk to the writer and starting a new one if the entry would not fit.
-// An entry never spans chunks; one bigger than a chunk gets a chunk of its
+// chunk to the storing goroutine and starting a new one if the entry would
+// not fit, or compressing the entries so far if a segment is full. An
+// entry never spans chunks; one bigger than a chunk gets a chunk of its
 // own.
 func (r *Recorder) startEntryLocked(typ EntryType, t time.Time, body int) {
 	need := 1 + binary.MaxVarintLen64 + body
-	if len(r.buf) > 0 && len(r.buf)+need > r.opts.ChunkBytes {
+	if n := r.chunkLenLocked(); n > 0 && n+need > r.opts.ChunkBytes {
 		r.flushLocked()
+	} else if len(r.buf) > 0 && len(r.buf)+need > segmentBytes {
+		r.compressLocked()
 	}
 	ns := max(t.UnixNano(), r.last)
-	if len(r.buf) == 0 {
+	if r.chunkLenLocked() == 0 {
 		r.buf = appendHeader(r.buf, r.id, r.seq, ns)
 		r.chunkTime = ns
 		r.last = ns
@@ -322,105 +318,69 @@ func (r *Recorder) endEntryLocked() {
 	r.bytes += int64(len(r.buf) - r.entryStart)
 }
 
-// flushLocked hands the chunk in buf to the writer goroutine. It blocks
-// while the writer is still storing the previous chunk and one more is
-// queued: that back-pressure is what bounds a session's memory.
+// chunkLenLocked is the uncompressed size of the chunk being filled.
+func (r *Recorder) chunkLenLocked() int {
+	return r.z.size + len(r.buf)
+}
+
+// compressLocked compresses the entries in buf as the chunk's next
+// segment.
+func (r *Recorder) compressLocked() {
+	if err := r.z.add(r.buf, false); err != nil {
+		r.fail(fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, r.seq, err))
+	}
+	r.emptyBufLocked()
+}
+
+// emptyBufLocked empties buf, letting go of one an entry larger than a
+// chunk grew.
+func (r *Recorder) emptyBufLocked() {
+	if cap(r.buf) > r.opts.ChunkBytes+r.opts.ChunkBytes/8 {
+		r.buf = nil
+	}
+	r.buf = r.buf[:0]
+}
+
+// flushLocked completes the chunk being filled and hands it to the storing
+// goroutine. It blocks while that goroutine is still storing one chunk and
+// two more are queued: that back-pressure is what bounds a session's
+// memory.
 func (r *Recorder) flushLocked() {
-	if len(r.buf) == 0 {
+	if r.chunkLenLocked() == 0 {
 		return
 	}
-	job := chunkJob{seq: r.seq, time: r.chunkTime, data: r.buf}
+	err := r.z.add(r.buf, true)
+	r.emptyBufLocked()
+	if err != nil {
+		r.fail(fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, r.seq, err))
+		r.z.reset(r.z.data)
+		return
+	}
+	job := chunkJob{seq: r.seq, time: r.chunkTime, data: r.z.data}
 	r.seq++
+	var next []byte
 	select {
-	case b := <-r.spare:
-		r.buf = b[:0]
+	case next = <-r.zspare:
 	default:
-		// A session that fills a chunk is likely to fill more: size the
-		// buffer for a whole one.
-		r.buf = make([]byte, 0, r.opts.ChunkBytes+r.opts.ChunkBytes/8)
 	}
+	r.z.reset(next)
 	r.startWritersLocked()
-	r.flushc <- job
+	r.storec <- job
 }
 
-// gzipWriters are shared by all recorders: a flate writer holds close to a
-// megabyte of state, too much to keep per session.
-//
-// Chunks are compressed by klauspost/compress (already in the module graph
-// through the Prometheus client) at BestSpeed: on a chunk of result rows
-// (BenchmarkCompressChunk) it is 1.9 times as fast as compress/flate at
-// BestSpeed with a slightly better ratio, and its writer holds 0.9 MiB
-// where compress/flate's holds 1.2 MiB. Its output is plain gzip: Reader
-// decompresses it with the standard library, as it does chunks written
-// before.
-var gzipWriters = sync.Pool{New: func() any {
-	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: cannot fail
-	return &gzipBuf{w: w}
-}}
-
-type gzipBuf struct {
-	w   *gzip.Writer
-	out appendWriter
+// fail records the recorder's first failure, which every later call
+// returns.
+func (r *Recorder) fail(err error) {
+	r.err.CompareAndSwap(nil, &err)
 }
 
-// compress appends raw, gzip-compressed, to dst.
-func (z *gzipBuf) compress(dst, raw []byte) ([]byte, error) {
-	z.out = dst
-	defer func() { z.out = nil }() // the pool must not keep the caller's buffer
-	z.w.Reset(&z.out)
-	if _, err := z.w.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := z.w.Close(); err != nil {
-		return nil, err
-	}
-	return z.out, nil
-}
-
-// appendWriter is an io.Writer appending to itself.
-type appendWriter []byte
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	*w = append(*w, p...)
-	return len(p), nil
-}
-
-// startWritersLocked starts the compressing and storing goroutines at the
-// first chunk, so that a session that never fills one (most sessions)
-// costs no goroutine for its recording.
+// startWritersLocked starts the storing goroutine at the first chunk, so
+// that a session that never fills one (most sessions) costs no goroutine
+// for its recording.
 func (r *Recorder) startWritersLocked() {
 	if !r.writing {
 		r.writing = true
-		go r.compressLoop()
 		go r.storeLoop()
-	}
-}
-
-// compressLoop compresses the chunks Close and flushLocked hand it, in
-// order, and passes them on to storeLoop.
-func (r *Recorder) compressLoop() {
-	defer close(r.storec)
-	for job := range r.flushc {
-		if r.failure() == nil {
-			var dst []byte
-			select {
-			case dst = <-r.zspare:
-			default:
-			}
-			z := gzipWriters.Get().(*gzipBuf)
-			data, err := z.compress(dst, job.data)
-			gzipWriters.Put(z)
-			if err != nil {
-				err = fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, job.seq, err)
-				r.err.CompareAndSwap(nil, &err)
-			} else {
-				r.storec <- chunkJob{seq: job.seq, time: job.time, data: data}
-			}
-		}
-		select {
-		case r.spare <- job.data[:0]:
-		default:
-		}
 	}
 }
 
@@ -431,8 +391,7 @@ func (r *Recorder) storeLoop() {
 	for job := range r.storec {
 		if r.failure() == nil {
 			if err := r.storeChunk(job); err != nil {
-				err = fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err)
-				r.err.CompareAndSwap(nil, &err)
+				r.fail(fmt.Errorf("record: session %s: chunk %d not stored: %w", r.id, job.seq, err))
 			}
 		}
 		// The store has copied the data (AppendChunk's contract): the
@@ -487,8 +446,8 @@ func (r *Recorder) Close(ctx context.Context) (Summary, error) {
 		r.flushLocked()
 	}
 	r.closed = true
-	r.startWritersLocked() // they end at once if nothing was ever flushed
-	close(r.flushc)
+	r.startWritersLocked() // it ends at once if nothing was ever flushed
+	close(r.storec)
 	bytes, truncated, dropped, droppedLen := r.bytes, r.truncated, r.dropped, r.droppedLen
 	ended := time.Unix(0, max(now.UnixNano(), r.last)).UTC()
 	r.mu.Unlock()
