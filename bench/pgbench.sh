@@ -36,6 +36,7 @@ trap cleanup EXIT
 pg_port=$(free_port 54400); bouncer_port=$(free_port 54401); gh_port=$(free_port 54402); api_port=$(free_port 54403)
 relay_port=$(free_port 54404); plain_port=$(free_port 54405); noaudit_port=$(free_port 54406)
 write_port=$(free_port 54407); write_api_port=$(free_port 54408); naive_port=$(free_port 54413)
+epoll_port=$(free_port 54414)
 su_pw=$(rand_token); reader_pw=$(rand_token); writer_pw=$(rand_token); agent=$(rand_token)
 pg_cluster_up "$work" "$pg_port" "$su_pw" "-c max_connections=$(( ${IDLE_SESSIONS:-500} + 100 )) -c shared_buffers=128MB"
 shop_db_setup "$pg_port" "$su_pw" "$reader_pw" "$writer_pw"
@@ -70,6 +71,7 @@ go build -o "$work/gatehouse" ./cmd/gatehouse
 go build -o "$work/relayonly" ./bench/relayonly
 go build -o "$work/probe" ./bench/probe
 go build -o "$work/naiverelay" ./bench/naiverelay
+go build -o "$work/epollrelay" ./bench/epollrelay
 export SHOP_PG_ADDR="127.0.0.1:$pg_port" SHOP_READER_PASSWORD="$reader_pw" SHOP_WRITER_PASSWORD="$writer_pw" \
   AGENT_TOKEN="$agent" APPROVER_TOKEN="$(rand_token)" AUDITOR_TOKEN="$(rand_token)"
 sed 's/^  approver_groups: \[security\]$/&\n  pprof: true/' examples/pci.yaml > "$work/pci.yaml"
@@ -127,12 +129,17 @@ started 'relayonly started' relay-tls relay-plain no-audit
 # The floor of any Go relay: io.Copy both ways, no parsing, no auth.
 start naive-go "$work/naiverelay" --listen "127.0.0.1:$naive_port" --target "127.0.0.1:$pg_port"
 started 'naiverelay started' naive-go
+# The same on one epoll event loop, as PgBouncer is built: the Go runtime's
+# share of naive-go's cost.
+start epoll-go "$work/epollrelay" --listen "127.0.0.1:$epoll_port" --target "127.0.0.1:$pg_port"
+started 'epollrelay started' epoll-go
 tpid[pgbouncer]=$(pgrep -n -f "$work/pgbouncer.ini" || true)
 
 declare -A conn pw
 conn[direct]="host=127.0.0.1 port=$pg_port dbname=shop user=shop_writer sslmode=disable"; pw[direct]=$writer_pw
 conn[pgbouncer]="host=127.0.0.1 port=$bouncer_port dbname=shop user=shop_writer sslmode=disable"; pw[pgbouncer]=$writer_pw
 conn[naive-go]="host=127.0.0.1 port=$naive_port dbname=shop user=shop_writer sslmode=disable"; pw[naive-go]=$writer_pw
+conn[epoll-go]="host=127.0.0.1 port=$epoll_port dbname=shop user=shop_writer sslmode=disable"; pw[epoll-go]=$writer_pw
 # Gatehouse requires TLS from clients: that is part of its cost.
 conn[gatehouse]="host=127.0.0.1 port=$gh_port dbname=shop user=writer sslmode=require"; pw[gatehouse]=$agent
 conn[relay-tls]="host=127.0.0.1 port=$relay_port dbname=shop user=writer sslmode=require"; pw[relay-tls]=$agent
@@ -143,7 +150,7 @@ if [ -n "${BASELINE:-}" ]; then
   conn[base]="host=127.0.0.1 port=$base_port dbname=shop user=writer sslmode=require"; pw[base]=$agent
   conn[base-write]="host=127.0.0.1 port=$basew_port dbname=shop user=writer sslmode=require"; pw[base-write]=$agent
 fi
-read -r -a targets <<<"${TARGETS:-direct pgbouncer naive-go relay-plain relay-tls no-audit gatehouse gh-write${BASELINE:+ base base-write}}"
+read -r -a targets <<<"${TARGETS:-direct pgbouncer naive-go epoll-go relay-plain relay-tls no-audit gatehouse gh-write${BASELINE:+ base base-write}}"
 
 # The 1,000,000-row table of the big SELECT: every row carries a card number.
 make_big() {
@@ -306,6 +313,7 @@ cat <<NOTE
 added (us) is per statement: per transaction for select-only, divided by 7 statements for tpcb.
 cpu us/tx: CPU time (user + system) of the proxy's process per transaction; direct: not measured.
 naive-go: bench/naiverelay, io.Copy both ways with no parsing or auth: the floor of a Go relay.
+epoll-go: bench/epollrelay, the same on one epoll event loop and thread, as PgBouncer is built.
 relay-plain / relay-tls: Gatehouse's data path only (bench/relayonly: token auth, credential
 injection, relay; no analysis, policy, masking or audit), without and with client TLS.
 no-audit: the same engine with TLS, analysis, policy, masking and recording; no audit log.
