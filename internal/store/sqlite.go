@@ -42,6 +42,7 @@ const SQLiteBusyTimeout = 5 * time.Second
 // and AppendChunk have a connection each (see sqliteConn); the rest share a
 // database/sql pool.
 func OpenSQLite(path string) (*SQLite, error) {
+	configurePageCache()
 	v := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
