@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -192,6 +193,44 @@ func (h *harness) verifiers(t *testing.T) note.Verifiers {
 		t.Fatal(err)
 	}
 	return note.VerifierList(v)
+}
+
+// TestRecordingFailureEndsSession: a session whose recording cannot be
+// created (the store refuses it, as a full disk would) is ended with a
+// clear error, and the statement that found out does not reach the target.
+// The recording's row is created beside the relay, so the session starts
+// and the failure surfaces at the next recorded message.
+func TestRecordingFailureEndsSession(t *testing.T) {
+	pgc := sharedPG(t)
+	storeDB := pgc.NewDatabase(t)
+	h := newHarness(t, withCfg(func(c *config.Config) {
+		c.Store.Driver = "postgres"
+		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
+	}))
+	pgc.ExecIn(t, storeDB, `CREATE FUNCTION gh_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;
+		CREATE TRIGGER gh_fail BEFORE INSERT ON recordings FOR EACH ROW EXECUTE FUNCTION gh_fail()`)
+	ctx := context.Background()
+	c := h.mustConnect("writer", agentToken)
+	var err error
+	id := 3000
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); id++ {
+		if _, err = c.Exec(ctx, fmt.Sprintf("insert into orders (id, note) values (%d, 'unrecorded?')", id)); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pgCode(err) != "58030" || !strings.Contains(err.Error(), "cannot record") {
+		t.Fatalf("statements while the recording cannot be created: %v", err)
+	}
+	if got := h.scalar(fmt.Sprintf("select count(*)::text from orders where id = %d", id)); got != "0" {
+		t.Fatal("the statement that found the recording broken reached the target")
+	}
+	if id-3000 > 5 {
+		t.Errorf("%d statements ran before the session ended; the row's creation takes milliseconds", id-3000)
+	}
+	if _, err := c.Exec(ctx, "select 1"); err == nil {
+		t.Fatal("the session went on after its recording failed")
+	}
 }
 
 // TestSessionRecordingReplaysMasked: a session's recording replays what the

@@ -3,6 +3,7 @@ package record_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,5 +86,82 @@ func TestSlowStoreBackPressure(t *testing.T) {
 		if c.Seq != int64(i) || record.Hash(c.SHA256) != sum.SHA256[i] {
 			t.Fatalf("chunk %d: seq %d, digest %x; want in order with the summary's digests", i, c.Seq, c.SHA256)
 		}
+	}
+}
+
+// slowCreateStore holds CreateRecording until release is closed.
+type slowCreateStore struct {
+	store.Store
+	release chan struct{}
+}
+
+func (s *slowCreateStore) CreateRecording(ctx context.Context, r store.Recording) error {
+	<-s.release
+	return s.Store.CreateRecording(ctx, r)
+}
+
+// With CreateAsync, New does not wait for the recording's row: the relay
+// records at once, chunks wait for the row, and what was recorded
+// meanwhile is all stored. A row that cannot be created fails the
+// recorder: the calls after it and Close report it.
+func TestCreateAsync(t *testing.T) {
+	ctx := context.Background()
+	st := &slowCreateStore{Store: sqlite(t), release: make(chan struct{})}
+	r, err := record.New(ctx, st, "async", meta, record.Options{ChunkBytes: 1024, CreateAsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 600) // a chunk per row
+	rand.Read(value)
+	for range 2 { // both fit in the pipeline while the row waits
+		if err := r.Row(time.Now(), [][]byte{value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs, _ := st.Store.Chunks(ctx, "async", 0, 10); len(cs) != 0 {
+		t.Fatalf("%d chunks stored before the recording's row was created", len(cs))
+	}
+	close(st.release)
+	for range 3 {
+		if err := r.Row(time.Now(), [][]byte{value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := r.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := record.Open(ctx, st.Store, "async")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for e, err := range rd.Entries(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == record.EntryRow {
+			rows++
+		}
+	}
+	if p := rd.Problems(); len(p) != 0 || rows != 5 || sum.Chunks < 5 {
+		t.Fatalf("read %d rows back from %d chunks (problems %v), want 5", rows, sum.Chunks, p)
+	}
+
+	// The same session again: its row exists, so creating it fails.
+	r, err = record.New(ctx, st.Store, "async", meta, record.Options{CreateAsync: true})
+	if err != nil {
+		t.Fatalf("New with CreateAsync waited for the row: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for err == nil && time.Now().Before(deadline) {
+		err = r.Row(time.Now(), [][]byte{value})
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Row after a failed creation: %v, want ErrExists", err)
+	}
+	if _, err := r.Close(ctx); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Close after a failed creation: %v, want ErrExists", err)
 	}
 }

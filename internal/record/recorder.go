@@ -50,6 +50,12 @@ type Options struct {
 	ChunkBytes   int           // uncompressed chunk size; DefaultChunkBytes
 	WriteTimeout time.Duration // per chunk write; DefaultWriteTimeout
 	Now          func() time.Time
+	// CreateAsync makes New return before the recording's row is created:
+	// a goroutine of its own creates it (within WriteTimeout) and chunks
+	// are stored only after it. A failure to create it is the recorder's
+	// failure, returned by the calls after it and by Close. Entries are
+	// kept in memory meanwhile, as they are until any chunk is stored.
+	CreateAsync bool
 }
 
 // Recorder writes one session's recording. It is safe for concurrent use
@@ -83,9 +89,10 @@ type Recorder struct {
 	// Completed chunks go to the storing goroutine, which hands their
 	// buffers back, so that the relay waits for a slow store write (a
 	// commit's fsync) only once two more chunks are queued behind it.
-	storec chan chunkJob // compressed chunks, to the storing goroutine
-	zspare chan []byte   // emptied buffers, back from it
-	done   chan struct{} // closed when the storing goroutine has ended
+	storec  chan chunkJob // compressed chunks, to the storing goroutine
+	zspare  chan []byte   // emptied buffers, back from it
+	created chan struct{} // closed once the recording's row is created, or could not be
+	done    chan struct{} // closed when the storing goroutine has ended
 
 	// Owned by the storing goroutine until done is closed.
 	hashes []Hash
@@ -99,10 +106,13 @@ type chunkJob struct {
 	data []byte
 }
 
-// New creates the recording's row in st and returns its Recorder. The
-// session ID must be new to st (store.ErrExists otherwise). ctx bounds
-// only the row's creation; later writes use Options.WriteTimeout, since a
-// recording outlives any one request.
+// New creates the recording's row in st and returns its Recorder; with
+// Options.CreateAsync it returns at once and the row is created in the
+// background. The session ID must be new to st (store.ErrExists
+// otherwise, from New or, with CreateAsync, from the calls after the
+// creation failed and from Close). ctx bounds only a synchronous
+// creation; later writes use Options.WriteTimeout, since a recording
+// outlives any one request.
 func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts Options) (*Recorder, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
@@ -120,18 +130,25 @@ func New(ctx context.Context, st store.Store, sessionID string, meta Meta, opts 
 		meta.Started = opts.Now()
 	}
 	meta.Started = meta.Started.UTC()
-	if err := st.CreateRecording(ctx, store.Recording{
+	row := store.Recording{
 		SessionID: sessionID, Principal: meta.Principal, Connection: meta.Connection,
 		Role: meta.Role, Started: meta.Started,
-	}); err != nil {
-		return nil, fmt.Errorf("record: %w", err)
 	}
 	r := &Recorder{
 		st: st, id: sessionID, opts: opts,
-		buf:    make([]byte, 0, min(4<<10, opts.ChunkBytes)),
-		storec: make(chan chunkJob, 2),
-		zspare: make(chan []byte, 3),
-		done:   make(chan struct{}),
+		buf:     make([]byte, 0, min(4<<10, opts.ChunkBytes)),
+		storec:  make(chan chunkJob, 2),
+		zspare:  make(chan []byte, 3),
+		created: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if opts.CreateAsync {
+		go r.create(context.WithoutCancel(ctx), row)
+	} else {
+		if err := st.CreateRecording(ctx, row); err != nil {
+			return nil, fmt.Errorf("record: %w", err)
+		}
+		close(r.created)
 	}
 	// The meta entry is written whatever the cap: it is tiny and a
 	// recording without it would not say whose it is.
@@ -368,6 +385,16 @@ func (r *Recorder) flushLocked() {
 	r.storec <- job
 }
 
+// create creates the recording's row for New with Options.CreateAsync.
+func (r *Recorder) create(ctx context.Context, row store.Recording) {
+	defer close(r.created)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.WriteTimeout)
+	defer cancel()
+	if err := r.st.CreateRecording(ctx, row); err != nil {
+		r.fail(fmt.Errorf("record: session %s: %w", r.id, err))
+	}
+}
+
 // fail records the recorder's first failure, which every later call
 // returns.
 func (r *Recorder) fail(err error) {
@@ -388,6 +415,7 @@ func (r *Recorder) startWritersLocked() {
 // the Summary.
 func (r *Recorder) storeLoop() {
 	defer close(r.done)
+	<-r.created // chunks reference the recording's row
 	for job := range r.storec {
 		if r.failure() == nil {
 			if err := r.storeChunk(job); err != nil {

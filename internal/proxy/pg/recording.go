@@ -23,7 +23,14 @@ func (s *Session) startRecording(ctx context.Context) error {
 	rec, err := record.New(ctx, st, s.ID, record.Meta{
 		Principal: s.Principal.Name, Connection: s.Connection.Name, Role: s.Role.Name,
 		Database: s.Connection.Database, Source: s.ClientAddr, Protocol: "postgres", Started: s.Start,
-	}, record.Options{})
+	}, record.Options{
+		// The row is created beside the relay, not before it: waiting cost
+		// every session's first query a store transaction and its fsync.
+		// The recording is held in memory until the row exists, and a row
+		// that cannot be created fails the next recorded message, which
+		// ends the session before that message is forwarded.
+		CreateAsync: true,
+	})
 	if err != nil {
 		return err
 	}

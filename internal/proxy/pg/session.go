@@ -99,7 +99,18 @@ func (s *Session) run(ctx context.Context) {
 	if srv.opts.Audit != nil {
 		ev := s.event(audit.KindSessionStart)
 		ev.Extra = map[string]any{"target_user": s.Role.User, "tls": s.tls}
-		if _, ok := srv.appendAudit(ctx, ev); !ok {
+		// Queued, not waited for: it rides the commit of the session's
+		// first statement event, which must be durable before that
+		// statement is forwarded, and the log is written in order, so this
+		// event is on disk before anything the session does reaches the
+		// target. Waiting cost every session a flush (an fdatasync)
+		// before its first query could be read. The
+		// auth.success event before it was durable, so a broken log has
+		// already refused the session; a log that breaks now refuses the
+		// first statement.
+		if err := srv.opts.Audit.AppendAfter(ev); err != nil {
+			m.AuditFailures.Inc()
+			s.log.Error("audit append failed", "kind", string(ev.Kind), "err", err)
 			s.terminate(fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later"))
 		}
 	}
