@@ -246,10 +246,7 @@ func TestApprovalDisconnectWithdrawsAndWebhookIsSigned(t *testing.T) {
 func TestApprovalAcrossReplicas(t *testing.T) {
 	pgc := sharedPG(t)
 	storeDB := pgc.NewDatabase(t)
-	usePG := withCfg(func(c *config.Config) {
-		c.Store.Driver = "postgres"
-		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
-	})
+	usePG := withPostgresStore(pgc, storeDB)
 	a := newHarness(t, usePG)
 	b := newHarness(t, usePG, withCfg(func(c *config.Config) { c.Audit.SigningKeyFile = a.cfg.DataDir + "/audit.key" }))
 	c := a.mustConnect("writer", agentToken)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/record"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -139,10 +138,7 @@ func TestAuditTrailOfASession(t *testing.T) {
 func TestAuditFailureRefusesStatements(t *testing.T) {
 	pgc := sharedPG(t)
 	storeDB := pgc.NewDatabase(t)
-	h := newHarness(t, withCfg(func(c *config.Config) {
-		c.Store.Driver = "postgres"
-		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
-	}))
+	h := newHarness(t, withPostgresStore(pgc, storeDB))
 	ctx := context.Background()
 	c := h.mustConnect("writer", agentToken)
 	if _, err := c.Exec(ctx, "insert into orders (id, note) values (1001, 'before')"); err != nil {
@@ -203,10 +199,7 @@ func (h *harness) verifiers(t *testing.T) note.Verifiers {
 func TestRecordingFailureEndsSession(t *testing.T) {
 	pgc := sharedPG(t)
 	storeDB := pgc.NewDatabase(t)
-	h := newHarness(t, withCfg(func(c *config.Config) {
-		c.Store.Driver = "postgres"
-		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
-	}))
+	h := newHarness(t, withPostgresStore(pgc, storeDB))
 	pgc.ExecIn(t, storeDB, `CREATE FUNCTION gh_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;
 		CREATE TRIGGER gh_fail BEFORE INSERT ON recordings FOR EACH ROW EXECUTE FUNCTION gh_fail()`)
 	ctx := context.Background()

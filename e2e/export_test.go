@@ -67,9 +67,7 @@ func TestAuditExportStream(t *testing.T) {
 	// The PostgreSQL store, as replicas share it: the cursor lives there.
 	pgc := sharedPG(t)
 	storeDB := pgc.NewDatabase(t)
-	h := newHarness(t, withCfg(func(c *config.Config) {
-		c.Store.Driver = "postgres"
-		c.Store.DSN = config.NewSecret(pgc.DSN(storeDB))
+	h := newHarness(t, withPostgresStore(pgc, storeDB), withCfg(func(c *config.Config) {
 		c.Audit.Export = []config.AuditExport{{
 			Name: "siem", URL: srv.URL + "/ingest", Format: "jsonl", Secret: config.NewSecret(exportSecret),
 			BatchSize: 500, Interval: 50 * time.Millisecond, Timeout: 5 * time.Second,

@@ -105,6 +105,15 @@ func withCfg(f func(*config.Config)) harnessOpt {
 	}
 }
 
+// withPostgresStore keeps the gateway's store in database db of pgc, as
+// replicas share one, instead of the embedded SQLite file.
+func withPostgresStore(pgc *pgtest.Cluster, db string) harnessOpt {
+	return withCfg(func(c *config.Config) {
+		c.Store.Driver = "postgres"
+		c.Store.DSN = config.NewSecret(pgc.DSN(db))
+	})
+}
+
 // withEnv sets a variable of the reference deployment before loading.
 func withEnv(k, v string) harnessOpt {
 	return func(env map[string]string, c *config.Config) {
