@@ -2,6 +2,8 @@ package record
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -45,6 +47,31 @@ func seedChunk() []byte {
 	return binary.AppendUvarint(b, 300)
 }
 
+// errNoProgress is an entry that consumed none of the chunk.
+var errNoProgress = errors.New("entry consumed nothing")
+
+// decodeAll decodes a whole decompressed chunk, as Reader does, into its
+// entries' types.
+func decodeAll(raw []byte) (session string, seq int64, types []EntryType, err error) {
+	d := decoder{b: raw}
+	session, seq, at, err := d.header()
+	if err != nil {
+		return session, seq, nil, err
+	}
+	for len(d.b) > 0 {
+		before := len(d.b)
+		e, err := d.entry(&at)
+		if err != nil {
+			return session, seq, types, err
+		}
+		if len(d.b) >= before {
+			return session, seq, types, fmt.Errorf("%w: entry %d (%v)", errNoProgress, len(types), e.Type)
+		}
+		types = append(types, e.Type)
+	}
+	return session, seq, types, nil
+}
+
 // FuzzDecodeChunk feeds the chunk decoder arbitrary decompressed bytes, as
 // a chunk forged together with its digests would reach it. It must not
 // panic, must make progress with every entry (no loop), and must decode a
@@ -55,38 +82,17 @@ func FuzzDecodeChunk(f *testing.F) {
 	f.Add(seed[:len(seed)-1])
 	f.Add(resultChunk()[:4096])
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		d := decoder{b: raw}
-		_, _, at, err := d.header()
-		if err != nil {
-			return
-		}
-		for n := 0; len(d.b) > 0; n++ {
-			before := len(d.b)
-			e, err := d.entry(&at)
-			if err != nil {
-				return
-			}
-			if len(d.b) >= before {
-				t.Fatalf("entry %d (%v) consumed nothing", n, e.Type)
-			}
+		if _, _, _, err := decodeAll(raw); errors.Is(err, errNoProgress) {
+			t.Fatal(err)
 		}
 	})
 }
 
 // The seed chunk decodes whole: the fuzzer starts from valid input.
 func TestSeedChunkDecodes(t *testing.T) {
-	d := decoder{b: seedChunk()}
-	session, seq, at, err := d.header()
+	session, seq, types, err := decodeAll(seedChunk())
 	if err != nil || session != "s1" || seq != 3 {
-		t.Fatalf("header: %q %d %v", session, seq, err)
-	}
-	var types []EntryType
-	for len(d.b) > 0 {
-		e, err := d.entry(&at)
-		if err != nil {
-			t.Fatalf("after %v: %v", types, err)
-		}
-		types = append(types, e.Type)
+		t.Fatalf("after %v: session %q, seq %d: %v", types, session, seq, err)
 	}
 	if len(types) != 9 {
 		t.Fatalf("decoded %d entries (%v), want 9", len(types), types)

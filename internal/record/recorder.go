@@ -317,7 +317,7 @@ func (r *Recorder) startEntryLocked(typ EntryType, t time.Time, body int) {
 	if n := r.chunkLenLocked(); n > 0 && n+need > r.opts.ChunkBytes {
 		r.flushLocked()
 	} else if len(r.buf) > 0 && len(r.buf)+need > segmentBytes {
-		r.compressLocked()
+		r.compressLocked(false)
 	}
 	ns := max(t.UnixNano(), r.last)
 	if r.chunkLenLocked() == 0 {
@@ -341,12 +341,16 @@ func (r *Recorder) chunkLenLocked() int {
 }
 
 // compressLocked compresses the entries in buf as the chunk's next
-// segment.
-func (r *Recorder) compressLocked() {
-	if err := r.z.add(r.buf, false); err != nil {
-		r.fail(fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, r.seq, err))
-	}
+// segment, its last if last, and reports whether it could (a failure is
+// the recorder's).
+func (r *Recorder) compressLocked(last bool) bool {
+	err := r.z.add(r.buf, last)
 	r.emptyBufLocked()
+	if err != nil {
+		r.fail(fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, r.seq, err))
+		return false
+	}
+	return true
 }
 
 // emptyBufLocked empties buf, letting go of one an entry larger than a
@@ -366,10 +370,7 @@ func (r *Recorder) flushLocked() {
 	if r.chunkLenLocked() == 0 {
 		return
 	}
-	err := r.z.add(r.buf, true)
-	r.emptyBufLocked()
-	if err != nil {
-		r.fail(fmt.Errorf("record: session %s: chunk %d not compressed: %w", r.id, r.seq, err))
+	if !r.compressLocked(true) {
 		r.z.reset(r.z.data)
 		return
 	}
