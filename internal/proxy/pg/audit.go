@@ -58,6 +58,21 @@ func (s *Server) appendAudit(ctx context.Context, ev audit.Event) (int64, bool) 
 	return idx, true
 }
 
+// appendAuditAfter queues ev to share the log's next commit
+// (audit.Log.AppendAfter), for events nothing waits on. It reports whether
+// the log took it; a failure is counted and logged like appendAudit's.
+func (s *Server) appendAuditAfter(ev audit.Event) bool {
+	if s.opts.Audit == nil {
+		return true
+	}
+	if err := s.opts.Audit.AppendAfter(ev); err != nil {
+		s.opts.Metrics.AuditFailures.Inc()
+		s.log.Error("audit append failed", "kind", string(ev.Kind), "session", ev.SessionID, "err", err)
+		return false
+	}
+	return true
+}
+
 // auditStatement records a judged statement before it may be forwarded.
 // It returns the event's index, or a denial when the record could not be
 // written.
@@ -195,10 +210,7 @@ func (s *Session) recordOutcome(o outcome) {
 	ev.Outcome = out
 	ev.Params = o.params
 	ev.Extra = map[string]any{"statement_index": o.stmtID - 1}
-	if err := s.server.opts.Audit.AppendAfter(ev); err != nil {
-		s.server.opts.Metrics.AuditFailures.Inc()
-		s.log.Error("audit: outcome not recorded", "err", err)
-	}
+	s.server.appendAuditAfter(ev)
 }
 
 // rowsOf reads the row count of a command tag ("UPDATE 3", "INSERT 0 1").

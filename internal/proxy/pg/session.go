@@ -108,9 +108,7 @@ func (s *Session) run(ctx context.Context) {
 		// auth.success event before it was durable, so a broken log has
 		// already refused the session; a log that breaks now refuses the
 		// first statement.
-		if err := srv.opts.Audit.AppendAfter(ev); err != nil {
-			m.AuditFailures.Inc()
-			s.log.Error("audit append failed", "kind", string(ev.Kind), "err", err)
+		if !srv.appendAuditAfter(ev) {
 			s.terminate(fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later"))
 		}
 	}
