@@ -55,7 +55,8 @@ type Journal struct {
 	// appendMu serialises AppendEvents: one write and fdatasync at a time,
 	// each at the end of the one before.
 	appendMu sync.Mutex
-	buf      []byte // the frame being written; guarded by appendMu
+	buf      []byte    // the frame being written; guarded by appendMu
+	last     time.Time // the last journaled event's time; guarded by appendMu
 
 	mu      sync.Mutex // guards the fields below
 	head    Head       // the end of the journaled log
@@ -251,6 +252,15 @@ func (j *Journal) replay(ctx context.Context) error {
 		j.logger.Info("audit journal replayed", "events", pending[len(pending)-1].next.Size-h.Size, "size", pending[len(pending)-1].next.Size)
 		h = pending[len(pending)-1].next
 	}
+	if h.Size > 0 {
+		last, err := j.JournalIndex.Events(ctx, Query{From: h.Size - 1, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("read the last event: %w", err)
+		}
+		if len(last) == 1 {
+			j.last = last[0].Time
+		}
+	}
 	// The index is synchronous until here, so what replay indexed is on
 	// disk; from now on it may defer.
 	j.head, j.indexed, j.durable, j.off = h, h.Size, h.Size, 0
@@ -304,6 +314,11 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 	if err != nil {
 		return err
 	}
+	// Refused here, not by the index: a journaled batch the index refuses
+	// would block every append after it.
+	if recs[0].Time.Before(j.last) {
+		return timeOrderError(recs[0].Index, recs[0].Time, j.last)
+	}
 	j.buf = appendFrame(j.buf[:0], journalBatch{recs: recs, next: next})
 	if _, err := j.f.WriteAt(j.buf, off); err != nil {
 		// Nothing acknowledged is lost and the offset does not move: the
@@ -315,6 +330,7 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 			return err
 		}
 	}
+	j.last = recs[len(recs)-1].Time
 	// The queue keeps its own slice: a caller may reuse recs for its next
 	// append (the store benchmarks do); the Data bytes are not rewritten.
 	b := journalBatch{recs: append([]Record(nil), recs...), next: next}

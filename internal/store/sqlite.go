@@ -147,8 +147,29 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 	return h, err
 }
 
-// Events implements Store.
+// Events implements Store. A time range becomes a range of indexes first
+// (see firstAtOrAfter), which the primary key finds; buildEvents' conditions
+// on time stay, redundant here.
 func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
+	if !q.Since.IsZero() {
+		lo, ok, err := s.firstAtOrAfter(ctx, q.Since)
+		if err != nil || !ok {
+			return nil, err
+		}
+		q.From = max(q.From, lo)
+	}
+	if !q.Until.IsZero() {
+		hi, ok, err := s.firstAtOrAfter(ctx, q.Until)
+		if err != nil || !ok {
+			return nil, err
+		}
+		if hi <= q.From {
+			return nil, nil // also keeps To from reading as "no bound" at 0
+		}
+		if q.To == 0 || hi < q.To {
+			q.To = hi
+		}
+	}
 	query, args := buildEvents(q, func(int) string { return "?" },
 		`(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`)
 	rows, err := s.db.QueryContext(ctx, query, args...)
@@ -161,6 +182,38 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	return recs, nil
+}
+
+// firstAtOrAfterSQL bisects the primary key for the first event stamped t
+// (?1) or later: index order is time order on this store (see
+// 0007_audit_time_by_index.sql). Each step seeks the first event at or
+// after the midpoint, which also steps over a pruned prefix. It ends with
+// lo = hi: that event's index, or one past the last event if all are
+// earlier. An empty log gives no row. min and max are separate subqueries:
+// together in one SELECT, SQLite reads a whole index to find them.
+const firstAtOrAfterSQL = `WITH RECURSIVE b(lo, hi) AS (
+	SELECT (SELECT min(idx) FROM audit_events), (SELECT max(idx) FROM audit_events) + 1
+	UNION ALL
+	SELECT CASE WHEN (SELECT ts FROM audit_events WHERE idx >= (lo + hi) / 2 ORDER BY idx LIMIT 1) >= ?1
+	            THEN lo ELSE (lo + hi) / 2 + 1 END,
+	       CASE WHEN (SELECT ts FROM audit_events WHERE idx >= (lo + hi) / 2 ORDER BY idx LIMIT 1) >= ?1
+	            THEN (lo + hi) / 2 ELSE hi END
+	FROM b WHERE lo < hi
+)
+SELECT lo FROM b WHERE lo = hi`
+
+// firstAtOrAfter returns the index of the first event stamped t or later,
+// or one past the last event if there is none; ok is false when the log
+// holds no events.
+func (s *SQLite) firstAtOrAfter(ctx context.Context, t time.Time) (idx int64, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, firstAtOrAfterSQL, t.UnixNano()).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: events: find time %s: %w", t.UTC().Format(time.RFC3339Nano), err)
+	}
+	return idx, true, nil
 }
 
 // PutCheckpoint implements Store.
@@ -289,14 +342,16 @@ const (
 	stmtEvent
 	stmtTable
 	stmtSetHead
+	stmtPrevTime
 )
 
 var appendSQL = []string{
 	stmtHead - numTxStmts: `SELECT size, hashes FROM audit_head WHERE id = 1`,
 	stmtEvent - numTxStmts: `INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
-	stmtTable - numTxStmts:   `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
-	stmtSetHead - numTxStmts: `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+	stmtTable - numTxStmts:    `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
+	stmtSetHead - numTxStmts:  `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+	stmtPrevTime - numTxStmts: `SELECT ts FROM audit_events WHERE idx = ?1`,
 }
 
 // openSQLiteConn opens a connection on the database at path, whose schema
@@ -530,6 +585,9 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 		return &ConflictError{Head: Head{Size: size, Hashes: hs}}
 	}
 	sqlite3.Xsqlite3_reset(tls, h)
+	if err := a.checkTimeOrderLocked(recs[0]); err != nil {
+		return err
+	}
 
 	ev, tb := a.stmts[stmtEvent], a.stmts[stmtTable]
 	for i := range recs {
@@ -577,6 +635,37 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 	p, n := w.putBytes(hashes)
 	sqlite3.Xsqlite3_bind_blob(tls, sh, 2, p, n, 0)
 	return a.stepLocked(stmtSetHead)
+}
+
+// checkTimeOrderLocked refuses r, the first of a batch, if it is stamped
+// earlier than the event before it: Events finds time ranges by bisecting
+// the index, which holds only while index order is time order. The event
+// before may be gone (a prune that took the whole log); it then constrains
+// nothing that a query could see.
+func (a *sqliteConn) checkTimeOrderLocked(r Record) error {
+	if r.Index == 0 {
+		return nil
+	}
+	tls, s := a.tls, a.stmts[stmtPrevTime]
+	sqlite3.Xsqlite3_bind_int64(tls, s, 1, r.Index-1)
+	rc := sqlite3.Xsqlite3_step(tls, s)
+	var prev int64
+	switch rc {
+	case sqlite3.SQLITE_ROW:
+		prev = sqlite3.Xsqlite3_column_int64(tls, s, 0)
+	case sqlite3.SQLITE_DONE:
+		sqlite3.Xsqlite3_reset(tls, s)
+		return nil
+	default:
+		err := a.errLocked(rc, "read the previous event's time")
+		sqlite3.Xsqlite3_reset(tls, s)
+		return err
+	}
+	sqlite3.Xsqlite3_reset(tls, s)
+	if r.Time.UnixNano() < prev {
+		return timeOrderError(r.Index, r.Time, time.Unix(0, prev))
+	}
+	return nil
 }
 
 // stepLocked runs statement i to completion and resets it.

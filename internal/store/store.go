@@ -254,12 +254,24 @@ func checkAppend(recs []Record, next Head) error {
 		if r.Index != recs[0].Index+int64(i) {
 			return fmt.Errorf("store: record %d has index %d, want %d", i, r.Index, recs[0].Index+int64(i))
 		}
+		if i > 0 && r.Time.Before(recs[i-1].Time) {
+			return timeOrderError(r.Index, r.Time, recs[i-1].Time)
+		}
 	}
 	if next.Size != recs[0].Index+int64(len(recs)) {
 		return fmt.Errorf("store: next head size %d does not follow records ending at %d",
 			next.Size, recs[0].Index+int64(len(recs)))
 	}
 	return nil
+}
+
+// timeOrderError refuses event idx stamped t, earlier than the event
+// before it, stamped prev. The log's index order is its time order (audit.Log
+// stamps under its lock, never going back), and the embedded store relies
+// on it to find time ranges (see SQLite.Events).
+func timeOrderError(idx int64, t, prev time.Time) error {
+	return fmt.Errorf("store: event %d at %s is earlier than the event before it (%s): events must be appended in time order",
+		idx, t.UTC().Format(time.RFC3339Nano), prev.UTC().Format(time.RFC3339Nano))
 }
 
 func encodeHashes(hs []tlog.Hash) []byte {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,6 +30,10 @@ type DB struct {
 	// Exclusive stores allow one open handle at a time: Open fails with
 	// store.ErrJournalLocked while another is open.
 	Exclusive bool
+	// TimeOrdered stores refuse an event stamped earlier than the last one
+	// appended: they find time ranges by the events' order (SQLite). Others
+	// take events from replicas whose clocks differ (PostgreSQL).
+	TimeOrdered bool
 }
 
 // Run runs the suite. newDB is called once per test and returns a fresh,
@@ -43,6 +48,8 @@ func Run(t *testing.T, newDB func(t *testing.T) DB) {
 		{"Conflict", testConflict},
 		{"BadAppend", testBadAppend},
 		{"Query", testQuery},
+		{"TimeRanges", testTimeRanges},
+		{"TimeOrder", testTimeOrder},
 		{"Checkpoints", testCheckpoints},
 		{"Reopen", testReopen},
 		{"Replicas", testReplicas},
@@ -206,9 +213,10 @@ func testBadAppend(t *testing.T, db DB, open func() store.Store) {
 		recs []store.Record
 		next store.Head
 	}{
-		"none":     {nil, head(0)},
-		"gap":      {[]store.Record{rec(0), rec(2)}, head(3)},
-		"bad head": {[]store.Record{rec(0), rec(1)}, head(3)},
+		"none":           {nil, head(0)},
+		"gap":            {[]store.Record{rec(0), rec(2)}, head(3)},
+		"bad head":       {[]store.Record{rec(0), rec(1)}, head(3)},
+		"time goes back": {[]store.Record{rec(0), stamped(rec(1), t0.Add(-time.Nanosecond))}, head(2)},
 	} {
 		if err := s.AppendEvents(ctx, tc.recs, tc.next); err == nil || errors.Is(err, store.ErrConflict) {
 			t.Errorf("%s: err = %v, want a validation error", name, err)
@@ -216,6 +224,111 @@ func testBadAppend(t *testing.T, db DB, open func() store.Store) {
 	}
 	if h, _ := s.Head(ctx); h.Size != 0 {
 		t.Errorf("head size %d after bad appends, want 0", h.Size)
+	}
+}
+
+// stamped is r with its time set to t.
+func stamped(r store.Record, t time.Time) store.Record {
+	r.Time = t
+	return r
+}
+
+// testTimeRanges compares time-range queries with a filter over what was
+// appended: runs of events share a timestamp, so a range's ends fall inside
+// runs, between them and beyond the log's; then again after a prune took the
+// log's first events.
+func testTimeRanges(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	const n = 60
+	at := func(i int64) time.Time { return t0.Add(time.Duration(i/4) * time.Second) }
+	var all []store.Record
+	for from := int64(0); from < n; from += 10 {
+		var recs []store.Record
+		for i := from; i < from+10; i++ {
+			recs = append(recs, stamped(rec(i), at(i)))
+		}
+		if err := s.AppendEvents(ctx, recs, head(from+10)); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, recs...)
+	}
+	Settle(t, s)
+	// Before the log, at its start, inside the pruned prefix, at its edge,
+	// in the middle, at and past its end: each at, just before and just
+	// after a run's timestamp.
+	times := []time.Time{{}}
+	for _, sec := range []int{-1, 0, 3, 4, 5, 9, n/4 - 1, n / 4} {
+		ts := t0.Add(time.Duration(sec) * time.Second)
+		times = append(times, ts, ts.Add(-time.Nanosecond), ts.Add(time.Nanosecond))
+	}
+	check := func(first int64) {
+		t.Helper()
+		for _, since := range times {
+			for _, until := range times {
+				for _, q := range []store.Query{{}, {From: 13, To: 41}, {SessionID: "s1"}} {
+					q.Since, q.Until, q.Limit = since, until, -1
+					var want []int64
+					for _, r := range all {
+						if r.Index < first || r.Index < q.From || q.To > 0 && r.Index >= q.To ||
+							!since.IsZero() && r.Time.Before(since) || !until.IsZero() && !r.Time.Before(until) ||
+							q.SessionID != "" && r.SessionID != q.SessionID {
+							continue
+						}
+						want = append(want, r.Index)
+					}
+					recs, err := s.Events(ctx, q)
+					if err != nil {
+						t.Fatalf("Events(%+v): %v", q, err)
+					}
+					if got := indexes(recs); len(got) != len(want) || len(want) > 0 && !reflect.DeepEqual(got, want) {
+						t.Fatalf("Events(since %s, until %s, from %d, to %d, session %q) = %v, want %v",
+							since.Sub(t0), until.Sub(t0), q.From, q.To, q.SessionID, got, want)
+					}
+				}
+			}
+		}
+	}
+	check(0)
+	if err := s.PruneEvents(ctx, store.Prune{Head: head(18), Checkpoint: []byte("checkpoint at 18\n"), Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	check(18)
+}
+
+// testTimeOrder appends an event stamped earlier than the last one in a
+// batch of its own, also after the store is reopened.
+func testTimeOrder(t *testing.T, db DB, open func() store.Store) {
+	ctx := context.Background()
+	s := open()
+	appendN(t, s, 0, 4)
+	early := []store.Record{stamped(rec(4), rec(3).Time.Add(-time.Nanosecond))}
+	try := func(s store.Store) {
+		t.Helper()
+		err := s.AppendEvents(ctx, early, head(5))
+		if !db.TimeOrdered {
+			if err != nil {
+				t.Fatalf("append of an earlier event: %v, want it accepted", err)
+			}
+			return
+		}
+		if err == nil || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "time order") {
+			t.Fatalf("append of an earlier event: err = %v, want a time order error", err)
+		}
+		if h, _ := s.Head(ctx); h.Size != 4 {
+			t.Fatalf("head size %d after the refused append, want 4", h.Size)
+		}
+	}
+	try(s)
+	if !db.TimeOrdered {
+		return
+	}
+	s.Close()
+	s = open()
+	try(s)
+	// The same time as the last event's is in order.
+	if err := s.AppendEvents(ctx, []store.Record{stamped(rec(4), rec(3).Time)}, head(5)); err != nil {
+		t.Fatalf("append at the last event's time: %v", err)
 	}
 }
 
