@@ -24,7 +24,8 @@
 // in large transactions, on a connection of its own whose statements are
 // prepared once (modernc's database/sql driver parses SQL on every
 // execution). Every secondary index costs each indexed event a b-tree
-// insert; see migrations/*/0001_audit.sql for which filters have one. The
+// insert; see migrations/*/0001_audit.sql and *_audit_rare_decisions.sql for
+// which filters have one (partial indexes, for the rare values). The
 // SQLite store has none on time: its log has one writer, whose events are in
 // time order (AppendEvents refuses one that is not), so Events bisects the
 // primary key for a time range (0007_audit_time_by_index.sql).

@@ -125,6 +125,14 @@ var commonKinds = map[string]bool{"statement": true, "statement.outcome": true}
 
 const commonKindList = "'statement', 'statement.outcome'"
 
+// The decisions and outcomes the partial indexes audit_events_rare_decision
+// and audit_events_rare_outcome leave out (*_audit_rare_decisions.sql):
+// an allowed statement, a successful one, and events that carry neither.
+const (
+	commonDecisionList = "'allow', ''"
+	commonOutcomeList  = "'success', ''"
+)
+
 // buildEvents returns the SELECT for q with placeholders made by ph(n).
 // Both dialects share it so their filters cannot drift apart.
 func buildEvents(q Query, ph func(n int) string, tablesExpr string) (string, []any) {
@@ -156,10 +164,17 @@ func buildEvents(q Query, ph func(n int) string, tablesExpr string) (string, []a
 			add(f.col+" = ?", f.v)
 		}
 	}
+	// Each implies a partial index's condition (see 0001_audit.sql and
+	// *_audit_rare_decisions.sql) in words both planners recognise; a bound
+	// parameter would not.
 	if q.Kind != "" && !commonKinds[q.Kind] {
-		// Implies the partial index's condition (see 0001_audit.sql) in
-		// words both planners recognise; a bound parameter would not.
 		where = append(where, "e.kind NOT IN ("+commonKindList+")")
+	}
+	if q.Decision != "" && q.Decision != "allow" {
+		where = append(where, "e.decision NOT IN ("+commonDecisionList+")")
+	}
+	if q.Outcome != "" && q.Outcome != "success" {
+		where = append(where, "e.outcome NOT IN ("+commonOutcomeList+")")
 	}
 	if q.Table != "" {
 		add("e.idx IN (SELECT t.idx FROM audit_event_tables t WHERE t.name = ?)", q.Table)
