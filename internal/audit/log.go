@@ -61,6 +61,7 @@ type Log struct {
 }
 
 type request struct {
+	ev   Event        // canonical, for re-stamping (see restamp)
 	rec  store.Record // without Index and Hash
 	done chan result  // buffered: the committer never blocks on a caller
 	// lazy requests (AppendAfter) do not start a commit of their own: they
@@ -230,7 +231,7 @@ func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
 	}
-	req.rec = record(&ce, data)
+	req.ev, req.rec = ce, record(&ce, data)
 	req.at = time.Now() // real time: the delay is about latency, not the log's clock
 	l.pending = append(l.pending, req)
 	switch {
@@ -265,12 +266,11 @@ func (l *Log) commitNextLocked() {
 			l.waiting--
 		}
 	}
-	var window *store.Record
+	var window *request
 	if l.failure != nil {
 		// The outage is over if this batch commits: record it in the same
 		// transaction, ahead of the events that prove the store is back.
-		w := l.windowEventLocked(batch[0].rec.Time)
-		window = &w
+		window = l.windowEventLocked(batch[0].rec.Time)
 	}
 	l.mu.Unlock()
 	l.commit(batch, window)
@@ -344,7 +344,7 @@ func (l *Log) commitLoop() {
 
 // windowEventLocked builds the store.failure_window event. It is stamped t,
 // the time of the first event that follows it, so that time order holds.
-func (l *Log) windowEventLocked(t time.Time) store.Record {
+func (l *Log) windowEventLocked(t time.Time) *request {
 	f := l.failure
 	ev := Event{
 		Kind:   KindStoreFailureWindow,
@@ -360,16 +360,17 @@ func (l *Log) windowEventLocked(t time.Time) store.Record {
 	}
 	ce, _ := ev.canonical(nil) // no facts: cannot fail
 	data, _ := marshal(ce)
-	return record(&ce, data)
+	return &request{ev: ce, rec: record(&ce, data)}
 }
 
 // commit writes one batch, retrying when another replica appended first.
-func (l *Log) commit(batch []*request, window *store.Record) {
-	recs := make([]store.Record, 0, len(batch)+1)
+func (l *Log) commit(batch []*request, window *request) {
+	all := batch
 	if window != nil {
-		recs = append(recs, *window)
+		all = append([]*request{window}, batch...)
 	}
-	for _, r := range batch {
+	recs := make([]store.Record, 0, len(all))
+	for _, r := range all {
 		recs = append(recs, r.rec)
 	}
 	for i := range recs {
@@ -400,6 +401,9 @@ func (l *Log) commit(batch []*request, window *store.Record) {
 			break
 		}
 		l.head = conflict.Head
+		if err = l.restamp(all, recs, conflict.Last); err != nil {
+			break
+		}
 		if attempt >= 3 {
 			select {
 			case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-3, 6)))):
@@ -441,6 +445,37 @@ func (l *Log) commit(batch []*request, window *store.Record) {
 	for i, r := range batch {
 		r.done <- result{index: recs[i].Index}
 	}
+}
+
+// restamp moves the times of the batch's events (all, encoded in recs) that
+// are earlier than last, the time of the log's last event, up to it. The
+// stores keep index order and time order the same (see store.ConflictError)
+// and another replica, its clock ahead of this one's, appended first. Later
+// events of this process are stamped no earlier either, as after a restart
+// (see Open): times never go back.
+func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error {
+	if last.IsZero() || !recs[0].Time.Before(last) {
+		return nil // a batch's times do not go back, so none is earlier
+	}
+	last = last.UTC()
+	l.mu.Lock()
+	if l.lastTime.Before(last) {
+		l.lastTime = last
+	}
+	l.mu.Unlock()
+	for i, r := range all {
+		if !recs[i].Time.Before(last) {
+			break
+		}
+		r.ev.Time = last
+		data, err := appendEvent(make([]byte, 0, len(recs[i].Data)+8), &r.ev)
+		if err != nil {
+			return fmt.Errorf("audit: re-stamp %s event: %w", r.ev.Kind, err)
+		}
+		recs[i] = record(&r.ev, data)
+		recs[i].Hash = tlog.RecordHash(data)
+	}
+	return nil
 }
 
 // Stats are counters since Open.

@@ -26,7 +26,9 @@ const (
 	// FindingMissing: an index is absent (an event was deleted).
 	FindingMissing FindingKind = "missing"
 	// FindingTimeOrder: the event is newer than the one after it (events
-	// moved or swapped). Clock skew between replicas can also cause it.
+	// moved or swapped). The stores refuse appends out of time order, and
+	// replicas re-stamp; only events a PostgreSQL store took before it kept
+	// time order (0007_audit_time_order.sql) may have it from clock skew.
 	FindingTimeOrder FindingKind = "time-order"
 	// FindingColumns: the stored search columns disagree with the event
 	// bytes (someone edited them to hide the event from queries).

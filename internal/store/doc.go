@@ -25,10 +25,15 @@
 // prepared once (modernc's database/sql driver parses SQL on every
 // execution). Every secondary index costs each indexed event a b-tree
 // insert; see migrations/*/0001_audit.sql and *_audit_rare_decisions.sql for
-// which filters have one (partial indexes, for the rare values). The
-// SQLite store has none on time: its log has one writer, whose events are in
-// time order (AppendEvents refuses one that is not), so Events bisects the
-// primary key for a time range (0007_audit_time_by_index.sql).
+// which filters have one (partial indexes, for the rare values).
+//
+// Index order is time order: AppendEvents refuses, as a conflict that
+// carries the log's last time, a batch stamped earlier than the log's last
+// event, and the writer re-stamps it (audit.Log). So Events finds a time
+// range by bisecting the primary key (narrowTime), and the SQLite store has
+// no index on time (0007_audit_time_by_index.sql). PostgreSQL keeps its own
+// for events its replicas appended out of order before it kept time order
+// (0007_audit_time_order.sql), and bisects once none of those remain.
 //
 // Streaming export sinks keep their delivery cursors here too
 // (ExportCursors), so that a restart resumes where delivery stopped.

@@ -56,7 +56,7 @@ type Journal struct {
 	// each at the end of the one before.
 	appendMu sync.Mutex
 	buf      []byte    // the frame being written; guarded by appendMu
-	last     time.Time // the last journaled event's time; guarded by appendMu
+	last     time.Time // the last journaled event's time; written holding appendMu and mu
 
 	mu      sync.Mutex // guards the fields below
 	head    Head       // the end of the journaled log
@@ -314,10 +314,12 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 	if err != nil {
 		return err
 	}
-	// Refused here, not by the index: a journaled batch the index refuses
-	// would block every append after it.
+	// Time order is checked here, not by the index: a journaled batch the
+	// index refused would block every append after it.
 	if recs[0].Time.Before(j.last) {
-		return timeOrderError(recs[0].Index, recs[0].Time, j.last)
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return &ConflictError{Head: j.head, Last: j.last}
 	}
 	j.buf = appendFrame(j.buf[:0], journalBatch{recs: recs, next: next})
 	if _, err := j.f.WriteAt(j.buf, off); err != nil {
@@ -330,14 +332,13 @@ func (j *Journal) AppendEvents(ctx context.Context, recs []Record, next Head) er
 			return err
 		}
 	}
-	j.last = recs[len(recs)-1].Time
 	// The queue keeps its own slice: a caller may reuse recs for its next
 	// append (the store benchmarks do); the Data bytes are not rewritten.
 	b := journalBatch{recs: append([]Record(nil), recs...), next: next}
 	j.mu.Lock()
 	j.off = off + int64(len(j.buf))
 	j.writes++
-	j.head = next
+	j.head, j.last = next, recs[len(recs)-1].Time
 	j.queue = append(j.queue, b)
 	j.mu.Unlock()
 	select {
@@ -397,7 +398,7 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 		case j.indexErr != nil:
 			return 0, fmt.Errorf("store: audit index failing, appends refused: %w", j.indexErr)
 		case first != j.head.Size:
-			return 0, &ConflictError{Head: j.head}
+			return 0, &ConflictError{Head: j.head, Last: j.last}
 		}
 		if j.durable == j.head.Size {
 			// Everything before is durable in the store: start over, on

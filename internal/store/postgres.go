@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -77,12 +79,15 @@ func (p *Postgres) migrate(ctx context.Context) error {
 
 // pgAppendSQL appends a batch in one statement, so one round trip and one
 // commit: the head update succeeds only if the head still ends where the
-// batch starts, and the inserts run only if it did. Under READ COMMITTED a
+// batch starts and the batch is stamped no earlier than the log's last event
+// (last_ts), and the inserts run only if it did. Under READ COMMITTED a
 // replica whose UPDATE waited on the row lock re-checks the condition
 // against the head the winner committed, finds it changed and writes
-// nothing, so two replicas can never use the same index.
+// nothing, so two replicas can never use the same index, nor put an event
+// out of time order.
 const pgAppendSQL = `WITH head AS (
-	UPDATE audit_head SET size = $1, hashes = $2 WHERE id = 1 AND size = $3 RETURNING 1
+	UPDATE audit_head SET size = $1, hashes = $2, last_ts = $16
+	WHERE id = 1 AND size = $3 AND last_ts <= $17 RETURNING 1
 ), events AS (
 	INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
 	SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[],
@@ -121,20 +126,43 @@ func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) e
 	}
 	var appended int64
 	err := p.pool.QueryRow(ctx, pgAppendSQL, next.Size, encodeHashes(next.Hashes), recs[0].Index,
-		idx, ts, kind, session, principal, conn, decision, outcome, data, hash, tableName, tableIdx).Scan(&appended)
+		idx, ts, kind, session, principal, conn, decision, outcome, data, hash, tableName, tableIdx,
+		ts[n-1], ts[0]).Scan(&appended)
 	if err == nil && appended == 0 {
-		// Another writer appended first. The head read now is at least as
-		// new as the one the UPDATE saw.
-		h, herr := p.Head(ctx)
-		if herr != nil {
-			return fmt.Errorf("store: append events: %w", herr)
+		// Another writer appended first, or later. The head read now is
+		// at least as new as the one the UPDATE saw.
+		var (
+			c    ConflictError
+			b    []byte
+			last int64
+		)
+		if err := p.pool.QueryRow(ctx, `SELECT size, hashes, last_ts FROM audit_head WHERE id = 1`).Scan(&c.Head.Size, &b, &last); err != nil {
+			return fmt.Errorf("store: append events: read head: %w", err)
 		}
-		return &ConflictError{Head: h}
+		if c.Head.Hashes, err = decodeHashes(b); err != nil {
+			return err
+		}
+		if last != 0 {
+			c.Last = time.Unix(0, last).UTC()
+		}
+		return &c
 	}
 	if err != nil {
 		return fmt.Errorf("store: append events: %w", err)
 	}
 	return nil
+}
+
+// firstAtOrAfter is narrowTime's bisection on this store.
+func (p *Postgres) firstAtOrAfter(ctx context.Context, t time.Time) (idx int64, ok bool, err error) {
+	err = p.pool.QueryRow(ctx, firstAtOrAfterSQL("$1::bigint"), t.UnixNano()).Scan(&idx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("store: events: find time %s: %w", t.UTC().Format(time.RFC3339Nano), err)
+	}
+	return idx, true, nil
 }
 
 // Head implements Store.
@@ -151,8 +179,24 @@ func (p *Postgres) Head(ctx context.Context) (Head, error) {
 	return h, err
 }
 
-// Events implements Store.
+// Events implements Store. While the log holds no event from before time
+// order was kept (see 0007_audit_time_order.sql), a time range becomes a
+// range of indexes first (see narrowTime).
 func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
+	if !q.Since.IsZero() || !q.Until.IsZero() {
+		var ordered bool
+		if err := p.pool.QueryRow(ctx, `SELECT coalesce((SELECT min(idx) FROM audit_events) >= ordered_from, true)
+			FROM audit_head WHERE id = 1`).Scan(&ordered); err != nil {
+			return nil, fmt.Errorf("store: events: %w", err)
+		}
+		if ordered {
+			var none bool
+			var err error
+			if q, none, err = narrowTime(ctx, q, p.firstAtOrAfter); err != nil || none {
+				return nil, err
+			}
+		}
+	}
 	query, args := buildEvents(q, func(n int) string { return "$" + strconv.Itoa(n) },
 		`COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM audit_event_tables t WHERE t.idx = e.idx), '[]')::text`)
 	rows, err := p.pool.Query(ctx, query, args...)

@@ -148,27 +148,12 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 }
 
 // Events implements Store. A time range becomes a range of indexes first
-// (see firstAtOrAfter), which the primary key finds; buildEvents' conditions
-// on time stay, redundant here.
+// (see narrowTime), which the primary key finds; buildEvents' conditions on
+// time stay, redundant here.
 func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
-	if !q.Since.IsZero() {
-		lo, ok, err := s.firstAtOrAfter(ctx, q.Since)
-		if err != nil || !ok {
-			return nil, err
-		}
-		q.From = max(q.From, lo)
-	}
-	if !q.Until.IsZero() {
-		hi, ok, err := s.firstAtOrAfter(ctx, q.Until)
-		if err != nil || !ok {
-			return nil, err
-		}
-		if hi <= q.From {
-			return nil, nil // also keeps To from reading as "no bound" at 0
-		}
-		if q.To == 0 || hi < q.To {
-			q.To = hi
-		}
+	q, none, err := narrowTime(ctx, q, s.firstAtOrAfter)
+	if err != nil || none {
+		return nil, err
 	}
 	query, args := buildEvents(q, func(int) string { return "?" },
 		`(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`)
@@ -184,29 +169,9 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 	return recs, nil
 }
 
-// firstAtOrAfterSQL bisects the primary key for the first event stamped t
-// (?1) or later: index order is time order on this store (see
-// 0007_audit_time_by_index.sql). Each step seeks the first event at or
-// after the midpoint, which also steps over a pruned prefix. It ends with
-// lo = hi: that event's index, or one past the last event if all are
-// earlier. An empty log gives no row. min and max are separate subqueries:
-// together in one SELECT, SQLite reads a whole index to find them.
-const firstAtOrAfterSQL = `WITH RECURSIVE b(lo, hi) AS (
-	SELECT (SELECT min(idx) FROM audit_events), (SELECT max(idx) FROM audit_events) + 1
-	UNION ALL
-	SELECT CASE WHEN (SELECT ts FROM audit_events WHERE idx >= (lo + hi) / 2 ORDER BY idx LIMIT 1) >= ?1
-	            THEN lo ELSE (lo + hi) / 2 + 1 END,
-	       CASE WHEN (SELECT ts FROM audit_events WHERE idx >= (lo + hi) / 2 ORDER BY idx LIMIT 1) >= ?1
-	            THEN (lo + hi) / 2 ELSE hi END
-	FROM b WHERE lo < hi
-)
-SELECT lo FROM b WHERE lo = hi`
-
-// firstAtOrAfter returns the index of the first event stamped t or later,
-// or one past the last event if there is none; ok is false when the log
-// holds no events.
+// firstAtOrAfter is narrowTime's bisection on this store.
 func (s *SQLite) firstAtOrAfter(ctx context.Context, t time.Time) (idx int64, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, firstAtOrAfterSQL, t.UnixNano()).Scan(&idx)
+	err = s.db.QueryRowContext(ctx, firstAtOrAfterSQL("?1"), t.UnixNano()).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -342,7 +307,7 @@ const (
 	stmtEvent
 	stmtTable
 	stmtSetHead
-	stmtPrevTime
+	stmtLastTime
 )
 
 var appendSQL = []string{
@@ -351,7 +316,7 @@ var appendSQL = []string{
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
 	stmtTable - numTxStmts:    `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
 	stmtSetHead - numTxStmts:  `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
-	stmtPrevTime - numTxStmts: `SELECT ts FROM audit_events WHERE idx = ?1`,
+	stmtLastTime - numTxStmts: `SELECT ts FROM audit_events WHERE idx = ?1`,
 }
 
 // openSQLiteConn opens a connection on the database at path, whose schema
@@ -571,7 +536,13 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 		return err
 	}
 	size := sqlite3.Xsqlite3_column_int64(tls, h, 0)
-	if size != recs[0].Index {
+	last, err := a.lastTimeLocked(size)
+	if err != nil {
+		sqlite3.Xsqlite3_reset(tls, h)
+		return err
+	}
+	// The time check is what lets Events bisect for time ranges.
+	if size != recs[0].Index || recs[0].Time.Before(last) {
 		p, n := sqlite3.Xsqlite3_column_blob(tls, h, 1), sqlite3.Xsqlite3_column_bytes(tls, h, 1)
 		var b []byte
 		if n > 0 {
@@ -582,12 +553,9 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 		if err != nil {
 			return err
 		}
-		return &ConflictError{Head: Head{Size: size, Hashes: hs}}
+		return &ConflictError{Head: Head{Size: size, Hashes: hs}, Last: last}
 	}
 	sqlite3.Xsqlite3_reset(tls, h)
-	if err := a.checkTimeOrderLocked(recs[0]); err != nil {
-		return err
-	}
 
 	ev, tb := a.stmts[stmtEvent], a.stmts[stmtTable]
 	for i := range recs {
@@ -637,35 +605,24 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 	return a.stepLocked(stmtSetHead)
 }
 
-// checkTimeOrderLocked refuses r, the first of a batch, if it is stamped
-// earlier than the event before it: Events finds time ranges by bisecting
-// the index, which holds only while index order is time order. The event
-// before may be gone (a prune that took the whole log); it then constrains
-// nothing that a query could see.
-func (a *sqliteConn) checkTimeOrderLocked(r Record) error {
-	if r.Index == 0 {
-		return nil
+// lastTimeLocked returns the time of event size-1, the log's last, or the
+// zero time if there is none: an empty log, or a prune that took the whole
+// log (nothing left that a query could see out of order).
+func (a *sqliteConn) lastTimeLocked(size int64) (time.Time, error) {
+	if size == 0 {
+		return time.Time{}, nil
 	}
-	tls, s := a.tls, a.stmts[stmtPrevTime]
-	sqlite3.Xsqlite3_bind_int64(tls, s, 1, r.Index-1)
-	rc := sqlite3.Xsqlite3_step(tls, s)
-	var prev int64
-	switch rc {
+	tls, s := a.tls, a.stmts[stmtLastTime]
+	sqlite3.Xsqlite3_bind_int64(tls, s, 1, size-1)
+	defer sqlite3.Xsqlite3_reset(tls, s)
+	switch rc := sqlite3.Xsqlite3_step(tls, s); rc {
 	case sqlite3.SQLITE_ROW:
-		prev = sqlite3.Xsqlite3_column_int64(tls, s, 0)
+		return time.Unix(0, sqlite3.Xsqlite3_column_int64(tls, s, 0)).UTC(), nil
 	case sqlite3.SQLITE_DONE:
-		sqlite3.Xsqlite3_reset(tls, s)
-		return nil
+		return time.Time{}, nil
 	default:
-		err := a.errLocked(rc, "read the previous event's time")
-		sqlite3.Xsqlite3_reset(tls, s)
-		return err
+		return time.Time{}, a.errLocked(rc, "read the last event's time")
 	}
-	sqlite3.Xsqlite3_reset(tls, s)
-	if r.Time.UnixNano() < prev {
-		return timeOrderError(r.Index, r.Time, time.Unix(0, prev))
-	}
-	return nil
 }
 
 // stepLocked runs statement i to completion and resets it.

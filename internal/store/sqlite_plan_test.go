@@ -44,7 +44,7 @@ func openPlanStore(t *testing.T) *SQLite {
 // events a scan takes longer than an auditor's query should (min and max
 // in one SELECT, for one, make SQLite read a whole index).
 func TestFirstAtOrAfterSeeks(t *testing.T) {
-	plan := queryPlan(t, openPlanStore(t), firstAtOrAfterSQL, 0)
+	plan := queryPlan(t, openPlanStore(t), firstAtOrAfterSQL("?1"), 0)
 	searches := 0
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN audit_events") {

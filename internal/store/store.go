@@ -53,15 +53,21 @@ var (
 )
 
 // ConflictError is AppendEvents' error when the log has grown since the
-// caller read the head. Head is the store's head as read after the failed
-// append (at least as new as the one that refused it), so the caller can
-// rebuild its batch without reading it again.
+// caller read the head, or when the batch is stamped earlier than the log's
+// last event: every store keeps index order and time order the same, so
+// that a time range is a range of indexes (see SQLite.Events). Head is the
+// store's head as read after the failed append (at least as new as the one
+// that refused it) and Last the time of the log's last event (zero if it
+// holds none), so the caller can rebuild its batch without reading them
+// again, re-stamping what is earlier than Last.
 type ConflictError struct {
 	Head Head
+	Last time.Time
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("store: append conflict: the log has grown to %d", e.Head.Size)
+	return fmt.Sprintf("store: append conflict: the log has grown to %d, its last event at %s",
+		e.Head.Size, e.Last.UTC().Format(time.RFC3339Nano))
 }
 
 // Is makes errors.Is(err, ErrConflict) true.
@@ -281,9 +287,8 @@ func checkAppend(recs []Record, next Head) error {
 }
 
 // timeOrderError refuses event idx stamped t, earlier than the event
-// before it, stamped prev. The log's index order is its time order (audit.Log
-// stamps under its lock, never going back), and the embedded store relies
-// on it to find time ranges (see SQLite.Events).
+// before it in the same batch, stamped prev: the log's index order is its
+// time order (see ConflictError), and a batch is the caller's to order.
 func timeOrderError(idx int64, t, prev time.Time) error {
 	return fmt.Errorf("store: event %d at %s is earlier than the event before it (%s): events must be appended in time order",
 		idx, t.UTC().Format(time.RFC3339Nano), prev.UTC().Format(time.RFC3339Nano))

@@ -33,8 +33,7 @@ func SQLiteDB(t *testing.T) DB { return sqliteDB(filepath.Join(t.TempDir(), "gat
 
 func sqliteDB(path string) DB {
 	return DB{
-		TimeOrdered: true,
-		Open:        func() (store.Store, error) { return store.OpenSQLite(path) },
+		Open: func() (store.Store, error) { return store.OpenSQLite(path) },
 		Exec: func(q string) error {
 			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
 			if err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,10 +29,6 @@ type DB struct {
 	// Exclusive stores allow one open handle at a time: Open fails with
 	// store.ErrJournalLocked while another is open.
 	Exclusive bool
-	// TimeOrdered stores refuse an event stamped earlier than the last one
-	// appended: they find time ranges by the events' order (SQLite). Others
-	// take events from replicas whose clocks differ (PostgreSQL).
-	TimeOrdered bool
 }
 
 // Run runs the suite. newDB is called once per test and returns a fresh,
@@ -194,8 +189,8 @@ func testConflict(t *testing.T, db DB, open func() store.Store) {
 		var ce *store.ConflictError
 		if !errors.Is(err, store.ErrConflict) || !errors.As(err, &ce) {
 			t.Errorf("append at %d on a log of 3: err = %v, want a ConflictError", from, err)
-		} else if !reflect.DeepEqual(ce.Head, head(3)) {
-			t.Errorf("ConflictError.Head = %+v, want %+v", ce.Head, head(3))
+		} else if !reflect.DeepEqual(ce.Head, head(3)) || !ce.Last.Equal(rec(2).Time) {
+			t.Errorf("ConflictError = %+v, want head %+v, last %s", ce, head(3), rec(2).Time)
 		}
 	}
 	if h, _ := s.Head(ctx); h.Size != 3 {
@@ -297,7 +292,8 @@ func testTimeRanges(t *testing.T, db DB, open func() store.Store) {
 }
 
 // testTimeOrder appends an event stamped earlier than the last one in a
-// batch of its own, also after the store is reopened.
+// batch of its own, also after the store is reopened: a conflict that tells
+// the writer the time to re-stamp from.
 func testTimeOrder(t *testing.T, db DB, open func() store.Store) {
 	ctx := context.Background()
 	s := open()
@@ -306,23 +302,18 @@ func testTimeOrder(t *testing.T, db DB, open func() store.Store) {
 	try := func(s store.Store) {
 		t.Helper()
 		err := s.AppendEvents(ctx, early, head(5))
-		if !db.TimeOrdered {
-			if err != nil {
-				t.Fatalf("append of an earlier event: %v, want it accepted", err)
-			}
-			return
+		var ce *store.ConflictError
+		if !errors.As(err, &ce) {
+			t.Fatalf("append of an earlier event: err = %v, want a ConflictError", err)
 		}
-		if err == nil || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "time order") {
-			t.Fatalf("append of an earlier event: err = %v, want a time order error", err)
+		if !reflect.DeepEqual(ce.Head, head(4)) || !ce.Last.Equal(rec(3).Time) {
+			t.Errorf("ConflictError = head %d, last %s; want head 4, last %s", ce.Head.Size, ce.Last, rec(3).Time)
 		}
 		if h, _ := s.Head(ctx); h.Size != 4 {
 			t.Fatalf("head size %d after the refused append, want 4", h.Size)
 		}
 	}
 	try(s)
-	if !db.TimeOrdered {
-		return
-	}
 	s.Close()
 	s = open()
 	try(s)
