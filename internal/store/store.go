@@ -66,6 +66,9 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
+	if e.Last.IsZero() {
+		return fmt.Sprintf("store: append conflict: the log has grown to %d", e.Head.Size)
+	}
 	return fmt.Sprintf("store: append conflict: the log has grown to %d, its last event at %s",
 		e.Head.Size, e.Last.UTC().Format(time.RFC3339Nano))
 }
