@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -153,16 +152,24 @@ func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) e
 	return nil
 }
 
-// firstAtOrAfter is narrowTime's bisection on this store.
-func (p *Postgres) firstAtOrAfter(ctx context.Context, t time.Time) (idx int64, ok bool, err error) {
-	err = p.pool.QueryRow(ctx, firstAtOrAfterSQL("$1::bigint"), t.UnixNano()).Scan(&idx)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
+// narrowTime is the stores' narrowTime while the log holds no event from
+// before time order was kept (see 0007_audit_time_order.sql); until then
+// the index on time finds a time range.
+func (p *Postgres) narrowTime(ctx context.Context, q Query) (_ Query, none bool, _ error) {
+	if q.Since.IsZero() && q.Until.IsZero() {
+		return q, false, nil
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("store: events: find time %s: %w", t.UTC().Format(time.RFC3339Nano), err)
+	var ordered bool
+	if err := p.pool.QueryRow(ctx, `SELECT coalesce((SELECT min(idx) FROM audit_events) >= ordered_from, true)
+		FROM audit_head WHERE id = 1`).Scan(&ordered); err != nil {
+		return q, false, fmt.Errorf("store: events: %w", err)
 	}
-	return idx, true, nil
+	if !ordered {
+		return q, false, nil
+	}
+	return narrowTime(ctx, q, bisector("$1::bigint", pgx.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
+		return p.pool.QueryRow(ctx, query, args...)
+	}))
 }
 
 // Head implements Store.
@@ -179,23 +186,11 @@ func (p *Postgres) Head(ctx context.Context) (Head, error) {
 	return h, err
 }
 
-// Events implements Store. While the log holds no event from before time
-// order was kept (see 0007_audit_time_order.sql), a time range becomes a
-// range of indexes first (see narrowTime).
+// Events implements Store.
 func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
-	if !q.Since.IsZero() || !q.Until.IsZero() {
-		var ordered bool
-		if err := p.pool.QueryRow(ctx, `SELECT coalesce((SELECT min(idx) FROM audit_events) >= ordered_from, true)
-			FROM audit_head WHERE id = 1`).Scan(&ordered); err != nil {
-			return nil, fmt.Errorf("store: events: %w", err)
-		}
-		if ordered {
-			var none bool
-			var err error
-			if q, none, err = narrowTime(ctx, q, p.firstAtOrAfter); err != nil || none {
-				return nil, err
-			}
-		}
+	q, none, err := p.narrowTime(ctx, q)
+	if err != nil || none {
+		return nil, err
 	}
 	query, args := buildEvents(q, func(n int) string { return "$" + strconv.Itoa(n) },
 		`COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM audit_event_tables t WHERE t.idx = e.idx), '[]')::text`)

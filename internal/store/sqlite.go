@@ -151,7 +151,10 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 // (see narrowTime), which the primary key finds; buildEvents' conditions on
 // time stay, redundant here.
 func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
-	q, none, err := narrowTime(ctx, q, s.firstAtOrAfter)
+	first := bisector("?1", sql.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
+		return s.db.QueryRowContext(ctx, query, args...)
+	})
+	q, none, err := narrowTime(ctx, q, first)
 	if err != nil || none {
 		return nil, err
 	}
@@ -167,18 +170,6 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	return recs, nil
-}
-
-// firstAtOrAfter is narrowTime's bisection on this store.
-func (s *SQLite) firstAtOrAfter(ctx context.Context, t time.Time) (idx int64, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, firstAtOrAfterSQL("?1"), t.UnixNano()).Scan(&idx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("store: events: find time %s: %w", t.UTC().Format(time.RFC3339Nano), err)
-	}
-	return idx, true, nil
 }
 
 // PutCheckpoint implements Store.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -55,4 +57,22 @@ func narrowTime(ctx context.Context, q Query, first func(context.Context, time.T
 		}
 	}
 	return q, false, nil
+}
+
+// bisector returns narrowTime's first for a store: queryRow runs one
+// single-row query with param as the placeholder of its argument, and
+// noRows is the error its driver's Scan returns for no row.
+func bisector(param string, noRows error, queryRow func(ctx context.Context, query string, args ...any) scanner) func(context.Context, time.Time) (int64, bool, error) {
+	query := firstAtOrAfterSQL(param)
+	return func(ctx context.Context, t time.Time) (int64, bool, error) {
+		var idx int64
+		err := queryRow(ctx, query, t.UnixNano()).Scan(&idx)
+		if errors.Is(err, noRows) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("store: events: find time %s: %w", t.UTC().Format(time.RFC3339Nano), err)
+		}
+		return idx, true, nil
+	}
 }
