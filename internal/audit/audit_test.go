@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -282,13 +283,15 @@ func testReplicas(t *testing.T, db storetest.DB) {
 		func() time.Time { return time.Now().Add(time.Hour) },
 		time.Now,
 	}
+	var warnings bytes.Buffer
+	loggers := []*slog.Logger{nil, slog.New(slog.NewTextHandler(&warnings, nil))}
 	for i := 0; i < 2; i++ {
 		st, err := db.Open()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		l, err := audit.Open(context.Background(), st, s, clocks[i], nil)
+		l, err := audit.Open(context.Background(), st, s, clocks[i], loggers[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,6 +330,13 @@ func testReplicas(t *testing.T, db storetest.DB) {
 	}
 	for _, f := range rep.Findings {
 		t.Errorf("finding %+v", f) // time-order among them, were the clocks trusted
+	}
+	if ahead, behind := logs[0].Stats().Restamped, logs[1].Stats().Restamped; ahead != 0 || behind == 0 {
+		t.Errorf("re-stamped: %d by the replica ahead, %d by the one behind; want 0 and some", ahead, behind)
+	}
+	// One warning, however many batches were re-stamped: once a minute.
+	if n := strings.Count(warnings.String(), "clock is behind the log's"); n != 1 {
+		t.Errorf("%d clock warnings from the replica behind, want 1:\n%s", n, warnings.String())
 	}
 	if rep.TreeSize != 162 || rep.VerifiedCheckpoints != 1 {
 		t.Fatalf("Verify = %+v", rep)

@@ -81,6 +81,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 		st.Close()
 		return nil, err
 	}
+	m.WatchAuditRestamps(func() int64 { return auditLog.Stats().Restamped })
 	broker, err := newBroker(cfg, st, auditLog, masker, logger.With("component", "approval"))
 	if err != nil {
 		_ = auditLog.Shutdown(ctx)

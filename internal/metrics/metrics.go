@@ -83,3 +83,13 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// WatchAuditRestamps exports restamped, the audit log's count of events
+// re-stamped to keep the log in time order (audit.Stats.Restamped): a
+// gateway whose clock is behind another replica's.
+func (m *Metrics) WatchAuditRestamps(restamped func() int64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gatehouse_audit_restamped_events_total",
+		Help: "Audit events stamped later than this gateway's clock said, to keep the log in time order: its clock is behind another replica's.",
+	}, func() float64 { return float64(restamped()) }))
+}
