@@ -264,12 +264,10 @@ func TestGroupCommit(t *testing.T) {
 	})
 }
 
-// TestReplicas runs two Logs on one PostgreSQL database, as two gateway
-// replicas would: appends interleave, indexes never collide, the result
-// verifies.
-// TestReplicas runs two gateways on one store, one of them with its clock
-// an hour ahead: the log must come out whole and in time order, the other
-// replica's events re-stamped no earlier than the ones before them.
+// TestReplicas runs two Logs on one store, as two gateway replicas would,
+// one with its clock an hour ahead: appends interleave, indexes never
+// collide, the result verifies and is in time order, the other replica's
+// events re-stamped no earlier than the ones before them.
 func TestReplicas(t *testing.T) {
 	for _, b := range storetest.SharedBackends {
 		t.Run(b.Name, func(t *testing.T) { testReplicas(t, b.NewDB(t)) })

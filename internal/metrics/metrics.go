@@ -85,11 +85,10 @@ func New() *Metrics {
 }
 
 // WatchAuditRestamps exports restamped, the audit log's count of events
-// re-stamped to keep the log in time order (audit.Stats.Restamped): a
-// gateway whose clock is behind another replica's.
+// re-stamped to keep the log in time order (audit.Stats.Restamped).
 func (m *Metrics) WatchAuditRestamps(restamped func() int64) {
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "gatehouse_audit_restamped_events_total",
-		Help: "Audit events stamped later than this gateway's clock said, to keep the log in time order: its clock is behind another replica's.",
+		Help: "Audit events stamped later than this gateway stamped them, to keep the log in time order: another replica appended a later event first (its clock ahead, or commit order).",
 	}, func() float64 { return float64(restamped()) }))
 }

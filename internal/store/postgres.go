@@ -78,15 +78,16 @@ func (p *Postgres) migrate(ctx context.Context) error {
 
 // pgAppendSQL appends a batch in one statement, so one round trip and one
 // commit: the head update succeeds only if the head still ends where the
-// batch starts and the batch is stamped no earlier than the log's last event
-// (last_ts), and the inserts run only if it did. Under READ COMMITTED a
-// replica whose UPDATE waited on the row lock re-checks the condition
-// against the head the winner committed, finds it changed and writes
-// nothing, so two replicas can never use the same index, nor put an event
-// out of time order.
+// batch starts and the batch is stamped no earlier than the latest time in
+// the log (last_ts, which a trigger keeps: 0006_audit_time_order.sql), and
+// the inserts run only if it did. Under READ COMMITTED a replica whose
+// UPDATE waited on the row lock re-checks the condition against the head
+// the winner committed, finds it changed and writes nothing, so two
+// replicas can never use the same index, nor put an event out of time
+// order.
 const pgAppendSQL = `WITH head AS (
-	UPDATE audit_head SET size = $1, hashes = $2, last_ts = $16
-	WHERE id = 1 AND size = $3 AND last_ts <= $17 RETURNING 1
+	UPDATE audit_head SET size = $1, hashes = $2
+	WHERE id = 1 AND size = $3 AND last_ts <= $16 RETURNING 1
 ), events AS (
 	INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
 	SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[],
@@ -126,69 +127,55 @@ func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) e
 	var appended int64
 	err := p.pool.QueryRow(ctx, pgAppendSQL, next.Size, encodeHashes(next.Hashes), recs[0].Index,
 		idx, ts, kind, session, principal, conn, decision, outcome, data, hash, tableName, tableIdx,
-		ts[n-1], ts[0]).Scan(&appended)
+		ts[0]).Scan(&appended)
 	if err == nil && appended == 0 {
-		// Another writer appended first, or later. The head read now is
-		// at least as new as the one the UPDATE saw.
-		var (
-			c    ConflictError
-			b    []byte
-			last int64
-		)
-		if err := p.pool.QueryRow(ctx, `SELECT size, hashes, last_ts FROM audit_head WHERE id = 1`).Scan(&c.Head.Size, &b, &last); err != nil {
-			return fmt.Errorf("store: append events: read head: %w", err)
-		}
-		if c.Head.Hashes, err = decodeHashes(b); err != nil {
-			return err
+		// The head moved (another replica appended first), or the batch is
+		// stamped before last_ts. What is read now is at least as new as
+		// what the UPDATE saw.
+		c := ConflictError{}
+		var last int64
+		if c.Head, last, err = p.head(ctx); err != nil {
+			return fmt.Errorf("store: append events: conflict: %w", err)
 		}
 		if last != 0 {
 			c.Last = time.Unix(0, last).UTC()
 		}
 		return &c
 	}
+
 	if err != nil {
 		return fmt.Errorf("store: append events: %w", err)
 	}
 	return nil
 }
 
-// narrowTime is the stores' narrowTime while the log holds no event from
-// before time order was kept (see 0007_audit_time_order.sql); until then
-// the index on time finds a time range.
-func (p *Postgres) narrowTime(ctx context.Context, q Query) (_ Query, none bool, _ error) {
-	if q.Since.IsZero() && q.Until.IsZero() {
-		return q, false, nil
-	}
-	var ordered bool
-	if err := p.pool.QueryRow(ctx, `SELECT coalesce((SELECT min(idx) FROM audit_events) >= ordered_from, true)
-		FROM audit_head WHERE id = 1`).Scan(&ordered); err != nil {
-		return q, false, fmt.Errorf("store: events: %w", err)
-	}
-	if !ordered {
-		return q, false, nil
-	}
-	return narrowTime(ctx, q, bisector("$1::bigint", pgx.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
-		return p.pool.QueryRow(ctx, query, args...)
-	}))
-}
-
 // Head implements Store.
 func (p *Postgres) Head(ctx context.Context) (Head, error) {
+	h, _, err := p.head(ctx)
+	return h, err
+}
+
+// head reads the head row: the head, and the latest time in the log.
+func (p *Postgres) head(ctx context.Context) (Head, int64, error) {
 	var (
-		h Head
-		b []byte
+		h    Head
+		b    []byte
+		last int64
 	)
-	if err := p.pool.QueryRow(ctx, `SELECT size, hashes FROM audit_head WHERE id = 1`).Scan(&h.Size, &b); err != nil {
-		return Head{}, fmt.Errorf("store: head: %w", err)
+	if err := p.pool.QueryRow(ctx, `SELECT size, hashes, last_ts FROM audit_head WHERE id = 1`).Scan(&h.Size, &b, &last); err != nil {
+		return Head{}, 0, fmt.Errorf("store: head: %w", err)
 	}
 	var err error
 	h.Hashes, err = decodeHashes(b)
-	return h, err
+	return h, last, err
 }
 
 // Events implements Store.
 func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
-	q, none, err := p.narrowTime(ctx, q)
+	first := bisector("$1::bigint", pgx.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
+		return p.pool.QueryRow(ctx, query, args...)
+	})
+	q, none, err := narrowTime(ctx, q, first)
 	if err != nil || none {
 		return nil, err
 	}

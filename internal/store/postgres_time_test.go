@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
@@ -13,11 +13,12 @@ import (
 )
 
 // TestPostgresMigrationTimeOrder opens a store whose events, written before
-// migration 0007 by replicas with clocks apart, are out of time order in
-// places. The migration must find where order begins; time ranges must
-// stay exact while events from before it remain (the time index answers
-// them) and once retention has removed those (bisection does); and appends
-// must keep order from the last event on.
+// migration 0006 by replicas with clocks apart, are out of time order in
+// places. The migration must find where order begins; time ranges must be
+// exact while events from before it remain and once retention has removed
+// those; appends must keep order from the latest time on; and a replica
+// still running the previous release, appending out of order, must move
+// where order begins rather than make queries miss its events.
 func TestPostgresMigrationTimeOrder(t *testing.T) {
 	ctx := context.Background()
 	c := pgtest.Shared(t)
@@ -39,7 +40,7 @@ func TestPostgresMigrationTimeOrder(t *testing.T) {
 	}
 	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`)
 	for _, m := range ms {
-		if m.version >= 7 {
+		if m.version >= 6 {
 			break
 		}
 		exec(m.sql)
@@ -69,44 +70,33 @@ func TestPostgresMigrationTimeOrder(t *testing.T) {
 	if last != at(len(secs)-1).UnixNano() || from != 9 {
 		t.Fatalf("after the migration: last_ts %d, ordered_from %d; want %d, 9", last, from, at(len(secs)-1).UnixNano())
 	}
-	pruned := 0 // events below it are gone
-	check := func(since, until int) {
-		t.Helper()
-		q := Query{Since: t0.Add(time.Duration(since) * time.Second), Until: t0.Add(time.Duration(until) * time.Second), Limit: -1}
-		var want []int64
-		for i := pruned; i < len(secs); i++ {
-			if secs[i] >= since && secs[i] < until {
-				want = append(want, int64(i))
-			}
-		}
-		recs, err := s.Events(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []int64
-		for _, r := range recs {
-			got = append(got, r.Index)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("events in [%ds, %ds) = %v, want %v", since, until, got, want)
-		}
-	}
-	for _, r := range [][2]int{{4, 9}, {0, 3}, {5, 100}, {9, 12}} {
-		check(r[0], r[1])
+	checkTimeRanges(t, s, t0, secs, 0, [][2]int{{4, 9}, {0, 3}, {5, 100}, {9, 12}})
+
+	// Appends keep order from the latest time on.
+	early := Record{Index: int64(len(secs)), Time: at(len(secs) - 1).Add(-time.Second), Kind: "statement", Data: []byte(`{}`)}
+	err = s.AppendEvents(ctx, []Record{early}, Head{Size: int64(len(secs)) + 1})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !ce.Last.Equal(at(len(secs)-1)) {
+		t.Fatalf("append earlier than the last event: err = %v, want a ConflictError naming %s", err, at(len(secs)-1))
 	}
 
-	// Appends keep order from the last event.
-	early := Record{Index: int64(len(secs)), Time: at(len(secs) - 1).Add(-time.Second), Kind: "statement", Data: []byte(`{}`)}
-	if err := s.AppendEvents(ctx, []Record{early}, Head{Size: int64(len(secs)) + 1}); err == nil {
-		t.Fatal("append earlier than the last event: accepted")
+	// The previous release appends with neither check nor last_ts: its
+	// event at 2 s comes after events at 13 s.
+	secs = append(secs, 2)
+	exec(`INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
+		VALUES ($1, $2, 'statement', 's', 'ci-agent', 'shop', 'allow', '', '{}', $3)`, len(secs)-1, at(len(secs)-1).UnixNano(), make([]byte, 32))
+	exec(`UPDATE audit_head SET size = $1 WHERE id = 1`, len(secs))
+	if err := conn.QueryRow(ctx, `SELECT last_ts, ordered_from FROM audit_head WHERE id = 1`).Scan(&last, &from); err != nil {
+		t.Fatal(err)
 	}
+	if want := int64(len(secs) - 1); from != want || last != at(len(secs)-2).UnixNano() {
+		t.Fatalf("after an append out of order: ordered_from %d, last_ts %d; want %d and the 13 s before it", from, last, want)
+	}
+	checkTimeRanges(t, s, t0, secs, 0, [][2]int{{0, 3}, {2, 3}, {12, 100}})
 
 	// Once retention has removed the events from before the order began,
-	// queries bisect, and still find what a filter finds.
+	// only the last is read; queries find what a filter finds.
 	exec(`ALTER TABLE audit_events DISABLE TRIGGER USER`)
-	exec(`DELETE FROM audit_events WHERE idx < 9`)
-	pruned = 9
-	for _, r := range [][2]int{{4, 9}, {9, 12}, {0, 100}, {11, 12}} {
-		check(r[0], r[1])
-	}
+	exec(`DELETE FROM audit_events WHERE idx < 14`)
+	checkTimeRanges(t, s, t0, secs, 14, [][2]int{{4, 9}, {9, 12}, {0, 100}, {11, 12}})
 }

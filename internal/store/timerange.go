@@ -8,17 +8,26 @@ import (
 	"time"
 )
 
-// firstAtOrAfterSQL bisects the primary key for the first event stamped at
-// the time bound to param or later: index order is time order (see
-// ConflictError). Each step seeks the first event at or after the midpoint
-// (twice: neither planner reuses the subquery), which also steps over a
-// pruned prefix. It ends with lo = hi: that event's index, or one past the
-// last event if all are earlier; an empty log gives no row. min and max are
-// separate subqueries: together in one SELECT, SQLite reads a whole index to
-// find them.
-func firstAtOrAfterSQL(param string) string {
+// firstAtOrAfterSQL finds the first event stamped at the time bound to
+// param or later. It bisects the primary key over the events from
+// ordered_from on (see *_audit_time_*.sql), whose index order is their time
+// order: each step seeks the first event at or after the midpoint (twice:
+// neither planner reuses the subquery), which also steps over a pruned
+// prefix. It ends with lo = hi: that event's index, or one past the last
+// event if all are earlier; an empty log gives no row. With before, an
+// event before ordered_from that is stamped late enough comes first: those
+// are read, not bisected. min and max are separate subqueries: together in
+// one SELECT, SQLite reads a whole index to find them.
+func firstAtOrAfterSQL(param string, before bool) string {
+	result := "lo"
+	if before {
+		result = `coalesce((SELECT min(idx) FROM audit_events
+			WHERE idx < (SELECT ordered_from FROM audit_head WHERE id = 1) AND ts >= $T), lo)`
+	}
 	return strings.ReplaceAll(`WITH RECURSIVE b(lo, hi) AS (
-	SELECT (SELECT min(idx) FROM audit_events), (SELECT max(idx) FROM audit_events) + 1
+	SELECT CASE WHEN m.lo < m.ordered THEN m.ordered ELSE m.lo END, m.hi
+	FROM (SELECT (SELECT min(idx) FROM audit_events) AS lo, (SELECT max(idx) FROM audit_events) + 1 AS hi,
+		(SELECT ordered_from FROM audit_head WHERE id = 1) AS ordered) m
 	UNION ALL
 	SELECT CASE WHEN (SELECT ts FROM audit_events WHERE idx >= (lo + hi) / 2 ORDER BY idx LIMIT 1) >= $T
 	            THEN lo ELSE (lo + hi) / 2 + 1 END,
@@ -26,7 +35,7 @@ func firstAtOrAfterSQL(param string) string {
 	            THEN (lo + hi) / 2 ELSE hi END
 	FROM b WHERE lo < hi
 )
-SELECT lo FROM b WHERE lo = hi`, "$T", param)
+SELECT `+result+` FROM b WHERE lo = hi`, "$T", param)
 }
 
 // narrowTime turns q's time range into a range of indexes, which the
@@ -34,18 +43,21 @@ SELECT lo FROM b WHERE lo = hi`, "$T", param)
 // choose (and SQLite and PostgreSQL both chose to walk the primary key from
 // the log's start, filtering on time). first returns the index of the first
 // event stamped t or later, or one past the last event if there is none,
-// and false if the log holds no events. none reports that no event can
-// match.
-func narrowTime(ctx context.Context, q Query, first func(context.Context, time.Time) (int64, bool, error)) (_ Query, none bool, _ error) {
+// and false if the log holds no events; before makes it look among the
+// events from before time order was kept too (see firstAtOrAfterSQL). The
+// end of the range need not: those events all come before the ordered
+// ones, and buildEvents' conditions on time sort them. none reports that no
+// event can match.
+func narrowTime(ctx context.Context, q Query, first func(ctx context.Context, t time.Time, before bool) (int64, bool, error)) (_ Query, none bool, _ error) {
 	if !q.Since.IsZero() {
-		lo, ok, err := first(ctx, q.Since)
+		lo, ok, err := first(ctx, q.Since, true)
 		if err != nil || !ok {
 			return q, true, err
 		}
 		q.From = max(q.From, lo)
 	}
 	if !q.Until.IsZero() {
-		hi, ok, err := first(ctx, q.Until)
+		hi, ok, err := first(ctx, q.Until, false)
 		if err != nil || !ok {
 			return q, true, err
 		}
@@ -62,9 +74,13 @@ func narrowTime(ctx context.Context, q Query, first func(context.Context, time.T
 // bisector returns narrowTime's first for a store: queryRow runs one
 // single-row query with param as the placeholder of its argument, and
 // noRows is the error its driver's Scan returns for no row.
-func bisector(param string, noRows error, queryRow func(ctx context.Context, query string, args ...any) scanner) func(context.Context, time.Time) (int64, bool, error) {
-	query := firstAtOrAfterSQL(param)
-	return func(ctx context.Context, t time.Time) (int64, bool, error) {
+func bisector(param string, noRows error, queryRow func(ctx context.Context, query string, args ...any) scanner) func(context.Context, time.Time, bool) (int64, bool, error) {
+	queries := [2]string{firstAtOrAfterSQL(param, false), firstAtOrAfterSQL(param, true)}
+	return func(ctx context.Context, t time.Time, before bool) (int64, bool, error) {
+		query := queries[0]
+		if before {
+			query = queries[1]
+		}
 		var idx int64
 		err := queryRow(ctx, query, t.UnixNano()).Scan(&idx)
 		if errors.Is(err, noRows) {
