@@ -487,7 +487,7 @@ func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error
 	clockBehind := last.Sub(l.clock())
 	if now := time.Now(); clockBehind >= time.Second && now.Sub(l.restampWarned) >= time.Minute {
 		l.restampWarned = now
-		l.logger.Warn("audit events re-stamped: this gateway's clock is behind the log's; check its time synchronisation",
+		l.logger.Warn("audit events re-stamped: this gateway's clock is behind the log's; check its time synchronisation and that of the other replicas (one ahead moves every replica's times)",
 			"behind", clockBehind.String(), "events", n)
 	}
 	return nil
