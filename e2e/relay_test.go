@@ -326,7 +326,11 @@ func TestBadStartupInput(t *testing.T) {
 		if err == nil {
 			t.Fatal("a 100 KiB query passed a 64 KiB limit")
 		}
-		if pgCode(err) != "08P01" && !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "closed") && !strings.Contains(err.Error(), "reset") {
+		// The gateway refuses the message from its header and closes: a
+		// client still writing the rest may see that as a broken pipe, and
+		// not the error sent before the close.
+		if pgCode(err) != "08P01" && !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "closed") &&
+			!strings.Contains(err.Error(), "reset") && !strings.Contains(err.Error(), "broken pipe") {
 			t.Errorf("oversized: %v", err)
 		}
 		waitFor(t, func() bool { return h.gw.ActiveSessions() == 0 }, "session to end")
