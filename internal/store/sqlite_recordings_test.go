@@ -12,6 +12,49 @@ import (
 	"time"
 )
 
+// oldSQLite creates the database at path with the schema of the migrations
+// before version below, as an older release left it. exec runs SQL on it or
+// fails the test; upgrade closes it and opens it as this release does,
+// applying the rest.
+func oldSQLite(t *testing.T, path string, below int) (exec func(q string, args ...any), upgrade func() *SQLite) {
+	t.Helper()
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec = func(q string, args ...any) {
+		t.Helper()
+		if _, err := old.ExecContext(context.Background(), q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	ms, err := migrations("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`)
+	for _, m := range ms {
+		if m.version >= below {
+			break
+		}
+		exec(m.sql)
+		exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, 0)`, m.version, m.name)
+	}
+	upgrade = func() *SQLite {
+		t.Helper()
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return exec, upgrade
+}
+
 // TestSQLiteMigrationMovesChunkData opens a store written with the schema
 // before migration 0006 and checks that the chunks it held keep their
 // bytes, digests and times, that data is now the last column (which
@@ -20,28 +63,7 @@ import (
 func TestSQLiteMigrationMovesChunkData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := migrations("sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := old.ExecContext(ctx, q, args...); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`)
-	for _, m := range ms {
-		if m.version >= 6 {
-			break
-		}
-		exec(m.sql)
-		exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, 0)`, m.version, m.name)
-	}
+	exec, upgrade := oldSQLite(t, path, 6)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	exec(`INSERT INTO recordings (session_id, principal, connection, role, started, chunks) VALUES ('s1', 'ci-agent', 'shop', 'reader', ?, 3)`, t0.UnixNano())
 	var want []Chunk
@@ -52,15 +74,7 @@ func TestSQLiteMigrationMovesChunkData(t *testing.T) {
 			c.SessionID, c.Seq, c.Time.UnixNano(), c.Data, c.SHA256[:])
 		want = append(want, c)
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgrade()
 	var cols []string
 	rows, err := s.db.QueryContext(ctx, `SELECT name FROM pragma_table_info('recording_chunks') ORDER BY cid`)
 	if err != nil {

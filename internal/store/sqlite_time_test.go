@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -18,28 +17,7 @@ import (
 func TestSQLiteMigrationTimeOrder(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := old.ExecContext(ctx, q, args...); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	ms, err := migrations("sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`)
-	for _, m := range ms {
-		if m.version >= 7 {
-			break
-		}
-		exec(m.sql)
-		exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, 0)`, m.version, m.name)
-	}
+	exec, upgrade := oldSQLite(t, path, 7)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	secs := []int{0, 2, 1, 3, 4, 6, 5, 7, 9, 8, 10, 11, 12, 13}
 	at := func(i int) time.Time { return t0.Add(time.Duration(secs[i]) * time.Second) }
@@ -49,15 +27,7 @@ func TestSQLiteMigrationTimeOrder(t *testing.T) {
 			i, at(i).UnixNano(), fmt.Sprintf(`{"n":%d}`, i), make([]byte, 32))
 	}
 	exec(`UPDATE audit_head SET size = ? WHERE id = 1`, len(secs))
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := upgrade()
 	var from int64
 	if err := s.db.QueryRowContext(ctx, `SELECT ordered_from FROM audit_head WHERE id = 1`).Scan(&from); err != nil {
 		t.Fatal(err)
@@ -68,7 +38,7 @@ func TestSQLiteMigrationTimeOrder(t *testing.T) {
 	checkTimeRanges(t, s, t0, secs, 0, [][2]int{{0, 2}, {2, 3}, {5, 6}, {8, 9}, {6, 100}, {9, 11}})
 
 	early := Record{Index: int64(len(secs)), Time: at(len(secs) - 1).Add(-time.Second), Kind: "statement", Data: []byte(`{}`)}
-	err = s.AppendEvents(ctx, []Record{early}, Head{Size: int64(len(secs)) + 1})
+	err := s.AppendEvents(ctx, []Record{early}, Head{Size: int64(len(secs)) + 1})
 	var ce *ConflictError
 	if !errors.As(err, &ce) || !ce.Last.Equal(at(len(secs)-1)) {
 		t.Fatalf("append earlier than the last event: err = %v, want a ConflictError naming %s", err, at(len(secs)-1))
