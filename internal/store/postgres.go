@@ -56,11 +56,15 @@ func (p *Postgres) migrate(ctx context.Context) error {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		for _, m := range ms {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&n); err != nil {
+			rows, _ := tx.Query(ctx, `SELECT name FROM schema_migrations WHERE version = $1`, m.version)
+			applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
 				return err
 			}
-			if n > 0 {
+			if len(applied) > 0 {
+				if err := sameMigration(m, applied[0]); err != nil {
+					return err
+				}
 				continue
 			}
 			// No arguments: pgx sends it with the simple protocol, which

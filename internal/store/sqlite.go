@@ -88,17 +88,18 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		// One transaction per migration: BEGIN IMMEDIATE makes a second
 		// process wait, then see the version as applied and skip it.
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-				return err
+			var applied string
+			err := tx.QueryRowContext(ctx, `SELECT name FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied)
+			if err == nil {
+				return sameMigration(m, applied)
 			}
-			if n > 0 {
-				return nil
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`,
 				m.version, m.name, time.Now().UnixNano())
 			return err
 		})

@@ -22,6 +22,7 @@ func oldSQLite(t *testing.T, path string, below int) (exec func(q string, args .
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { old.Close() }) // closing again is a no-op
 	exec = func(q string, args ...any) {
 		t.Helper()
 		if _, err := old.ExecContext(context.Background(), q, args...); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,24 @@ func TestSQLiteMigrationTimeOrder(t *testing.T) {
 	var ce *ConflictError
 	if !errors.As(err, &ce) || !ce.Last.Equal(at(len(secs)-1)) {
 		t.Fatalf("append earlier than the last event: err = %v, want a ConflictError naming %s", err, at(len(secs)-1))
+	}
+}
+
+// A database migrated by another build, whose migration of the same number
+// had another name, is refused: skipping the file would leave the schema
+// short of what the code relies on.
+func TestMigrationFromAnotherBuildRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	exec, _ := oldSQLite(t, path, 7)
+	exec(`INSERT INTO schema_migrations (version, name, applied) VALUES (7, '0007_something_else.sql', 0)`)
+	s, err := OpenSQLite(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a database migrated by another build opened")
+	}
+	for _, want := range []string{"version 7", "0007_something_else.sql", "0007_audit_time_by_index.sql", "another build"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

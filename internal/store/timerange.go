@@ -21,11 +21,17 @@ import (
 func firstAtOrAfterSQL(param string, before bool) string {
 	result := "lo"
 	if before {
-		result = `coalesce((SELECT min(idx) FROM audit_events
+		// idx + 0: PostgreSQL would otherwise walk the primary key for the
+		// minimum, filtering on time, instead of taking the few events a
+		// late start leaves through its time index.
+		result = `coalesce((SELECT min(idx + 0) FROM audit_events
 			WHERE idx < (SELECT ordered_from FROM audit_head WHERE id = 1) AND ts >= $T), lo)`
 	}
+	// ordered_from is clamped into [min, max + 1]: a prune takes a prefix,
+	// so it cannot pass the log's end, but a bound past it would find
+	// nothing rather than fail.
 	return strings.ReplaceAll(`WITH RECURSIVE b(lo, hi) AS (
-	SELECT CASE WHEN m.lo < m.ordered THEN m.ordered ELSE m.lo END, m.hi
+	SELECT CASE WHEN m.lo >= m.ordered THEN m.lo WHEN m.ordered > m.hi THEN m.hi ELSE m.ordered END, m.hi
 	FROM (SELECT (SELECT min(idx) FROM audit_events) AS lo, (SELECT max(idx) FROM audit_events) + 1 AS hi,
 		(SELECT ordered_from FROM audit_head WHERE id = 1) AS ordered) m
 	UNION ALL
