@@ -483,7 +483,7 @@ func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error
 	}
 	// Re-stamps of a few microseconds are commit order (another replica
 	// stamped later but committed first); this clock a second behind the
-	// log's latest time is a clock to fix (PCI DSS 10.6): a line a minute.
+	// log's last event is a clock to fix (PCI DSS 10.6): a line a minute.
 	clockBehind := last.Sub(l.clock())
 	if now := time.Now(); clockBehind >= time.Second && now.Sub(l.restampWarned) >= time.Minute {
 		l.restampWarned = now

@@ -82,7 +82,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 
 // pgAppendSQL appends a batch in one statement, so one round trip and one
 // commit: the head update succeeds only if the head still ends where the
-// batch starts and the batch is stamped no earlier than the latest time in
+// batch starts and the batch is stamped no earlier than the last event in
 // the log (last_ts, which a trigger keeps: 0006_audit_time_order.sql), and
 // the inserts run only if it did. Under READ COMMITTED a replica whose
 // UPDATE waited on the row lock re-checks the condition against the head
@@ -159,7 +159,7 @@ func (p *Postgres) Head(ctx context.Context) (Head, error) {
 	return h, err
 }
 
-// head reads the head row: the head, and the latest time in the log.
+// head reads the head row: the head, and the time of the log's last event.
 func (p *Postgres) head(ctx context.Context) (Head, int64, error) {
 	var (
 		h    Head

@@ -16,7 +16,7 @@ import (
 // migration 0006 by replicas with clocks apart, are out of time order in
 // places. The migration must find where order begins; time ranges must be
 // exact while events from before it remain and once retention has removed
-// those; appends must keep order from the latest time on; and a replica
+// those; appends must keep order from the last event on; and a replica
 // still running the previous release, appending out of order, must move
 // where order begins rather than make queries miss its events.
 func TestPostgresMigrationTimeOrder(t *testing.T) {
@@ -72,7 +72,7 @@ func TestPostgresMigrationTimeOrder(t *testing.T) {
 	}
 	checkTimeRanges(t, s, t0, secs, 0, [][2]int{{4, 9}, {0, 3}, {5, 100}, {9, 12}})
 
-	// Appends keep order from the latest time on.
+	// Appends keep order from the last event on.
 	early := Record{Index: int64(len(secs)), Time: at(len(secs) - 1).Add(-time.Second), Kind: "statement", Data: []byte(`{}`)}
 	err = s.AppendEvents(ctx, []Record{early}, Head{Size: int64(len(secs)) + 1})
 	var ce *ConflictError
