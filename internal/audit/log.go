@@ -451,9 +451,10 @@ func (l *Log) commit(batch []*request, window *request) {
 }
 
 // restamp moves the times of the batch's events (all, encoded in recs) that
-// are earlier than last, the time of the log's last event, up to it. The
-// stores keep index order and time order the same (see store.ConflictError)
-// and another replica, its clock ahead of this one's, appended first. Later
+// are earlier than last, the time of the log's last event, up to it: the
+// stores keep index order and time order the same (see
+// store.ConflictError), and another replica appended a later event first
+// (its clock is ahead, or it stamped later and committed first). Later
 // events of this process are stamped no earlier either, as after a restart
 // (see Open): times never go back.
 func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error {
@@ -498,10 +499,9 @@ type Stats struct {
 	Batches int64 // store transactions that committed
 	Events  int64 // events committed, including failure-window events
 	Failed  int64 // events refused because the store failed
-	// Restamped counts events whose time was moved up to the log's latest
-	// because another replica appended a later one first: its clock is
-	// ahead, or it stamped later and committed first (a retried batch
-	// counts again).
+	// Restamped counts events whose time was moved up to the log's last
+	// event's because another replica appended a later one first (a
+	// retried batch counts again).
 	Restamped int64
 }
 
