@@ -13,6 +13,8 @@ import (
 // Postgres is the shared store for several gateway replicas.
 type Postgres struct {
 	pool *pgxpool.Pool
+	// firstAt is narrowTime's bisection on this database, built once.
+	firstAt func(context.Context, time.Time, bool) (int64, bool, error)
 }
 
 var _ Store = (*Postgres)(nil)
@@ -32,6 +34,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	p := &Postgres{pool: pool}
+	p.firstAt = bisector("$1::bigint", pgx.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
+		return p.pool.QueryRow(ctx, query, args...)
+	})
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
@@ -146,7 +151,6 @@ func (p *Postgres) AppendEvents(ctx context.Context, recs []Record, next Head) e
 		}
 		return &c
 	}
-
 	if err != nil {
 		return fmt.Errorf("store: append events: %w", err)
 	}
@@ -176,10 +180,7 @@ func (p *Postgres) head(ctx context.Context) (Head, int64, error) {
 
 // Events implements Store.
 func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
-	first := bisector("$1::bigint", pgx.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
-		return p.pool.QueryRow(ctx, query, args...)
-	})
-	q, none, err := narrowTime(ctx, q, first)
+	q, none, err := narrowTime(ctx, q, p.firstAt)
 	if err != nil || none {
 		return nil, err
 	}

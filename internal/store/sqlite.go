@@ -24,6 +24,8 @@ type SQLite struct {
 	app    *sqliteConn // AppendEvents' own connection
 	chunks *sqliteConn // AppendChunk's
 	path   string
+	// firstAt is narrowTime's bisection on this database, built once.
+	firstAt func(context.Context, time.Time, bool) (int64, bool, error)
 }
 
 var _ Store = (*SQLite)(nil)
@@ -59,6 +61,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
 	s := &SQLite{db: db, path: path}
+	s.firstAt = bisector("?1", sql.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
+		return s.db.QueryRowContext(ctx, query, args...)
+	})
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
@@ -152,10 +157,7 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 // (see narrowTime), which the primary key finds; buildEvents' conditions on
 // time stay, redundant here.
 func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
-	first := bisector("?1", sql.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
-		return s.db.QueryRowContext(ctx, query, args...)
-	})
-	q, none, err := narrowTime(ctx, q, first)
+	q, none, err := narrowTime(ctx, q, s.firstAt)
 	if err != nil || none {
 		return nil, err
 	}
