@@ -115,8 +115,9 @@ if [ -n "${BASELINE:-}" ]; then
   git worktree add -q --detach "$work/base-src" "$BASELINE"
   (cd "$work/base-src" && go build -o "$work/gatehouse-base" ./cmd/gatehouse)
   base_port=$(free_port 54409); basew_port=$(free_port 54411)
-  serve base "$work/gatehouse-base" "$base_port" "$(free_port 54410)" "$work/pci.yaml"
-  serve base-write "$work/gatehouse-base" "$basew_port" "$(free_port 54412)" "$work/pci-write.yaml"
+  base_api=$(free_port 54410); basew_api=$(free_port 54412)
+  serve base "$work/gatehouse-base" "$base_port" "$base_api" "$work/pci.yaml"
+  serve base-write "$work/gatehouse-base" "$basew_port" "$basew_api" "$work/pci-write.yaml"
   started '"gatehouse started"' base base-write
 fi
 # Relay only: identity, TLS and credential injection, no inspection; and
@@ -160,6 +161,24 @@ make_big() {
 }
 
 declare -A tps lat
+# The API port of each gatehouse serve target, for its audit metrics.
+declare -A tapi=([gatehouse]=$api_port [gh-write]=$write_api_port)
+[ -n "${BASELINE:-}" ] && tapi[base]=$base_api && tapi[base-write]=$basew_api
+# audit_figures PORT: the audit log's commits, events, the sum and count of
+# commit times, the sum and count of statements' waits, and appends that
+# waited for the index, from the gateway's metrics ("" before they existed).
+audit_figures() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    $1 == "gatehouse_audit_commits_total" { c = $2; seen = 1 }
+    $1 == "gatehouse_audit_events_total" { e = $2 }
+    $1 == "gatehouse_audit_commit_duration_seconds_sum" { cs = $2 }
+    $1 == "gatehouse_audit_commit_duration_seconds_count" { cn = $2 }
+    $1 == "gatehouse_audit_wait_duration_seconds_sum" { ws = $2 }
+    $1 == "gatehouse_audit_wait_duration_seconds_count" { wn = $2 }
+    $1 == "gatehouse_audit_index_waits_total" { iw = $2 }
+    END { if (seen) printf "%.0f %.0f %.9f %.0f %.9f %.0f %.0f\n", c, e, cs, cn, ws, wn, iw }'
+}
+declare -A aud
 # The proxy's CPU time per transaction: a steadier figure than TPS on a VM
 # whose speed drifts.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -167,10 +186,12 @@ declare -A cpu
 run() { # target script mode clients
   local flag=-S; [ "$2" = tpcb ] && flag=""
   local j=1; [ "$4" -gt 1 ] && j=2
-  local out c0=0 c1=0 p=${tpid[$1]:-}
+  local out c0=0 c1=0 p=${tpid[$1]:-} a0="" a1=""
   [ -n "$p" ] && c0=$(cpu_ticks "$p")
+  [ -n "${tapi[$1]:-}" ] && a0=$(audit_figures "${tapi[$1]}")
   out=$(PGPASSWORD="${pw[$1]}" pgbench -n $flag -M "$3" -c "$4" -j "$j" -T "$DURATION" "${conn[$1]}" 2>&1) || { echo "$out" >&2; return 1; }
   [ -n "$p" ] && c1=$(cpu_ticks "$p")
+  [ -n "$a0" ] && a1=$(audit_figures "${tapi[$1]}")
   local t l n
   t=$(awk '/^tps = /{print $3; exit}' <<<"$out")
   l=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
@@ -181,6 +202,11 @@ run() { # target script mode clients
   # CPU microseconds of the proxy per transaction.
   [ -n "$p" ] && cpu[$k]=$(awk -v a="${cpu[$k]:-0}" -v d="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
     'BEGIN{print a + (n > 0 ? d * 1e6 / hz / n : 0)}')
+  # The run's audit figures, summed over rounds: transactions, then the
+  # differences of audit_figures.
+  [ -n "$a1" ] && aud[$k]=$(awk -v acc="${aud[$k]:-}" -v n="${n:-0}" -v a="$a0" -v b="$a1" 'BEGIN{
+    split(acc, s); split(a, x); split(b, y); printf "%s", s[1] + n
+    for (i = 1; i <= 7; i++) printf " %s", s[i+1] + y[i] - x[i]; print "" }')
   return 0
 }
 if [ -n "${STRACE:-}" ]; then
@@ -304,6 +330,22 @@ fi
        BEGIN{ printf "%-7s %-9s %-3s %-11s %10.0f %12.3f %14.1f %10s %12s %11s %9s\n", s, m, c, t, tp/n, la/n, (la-dla)/n*1000/(s=="tpcb"?7:1), ratio(tp, dtp), ratio(tp, btp), ratio(tp, atp), (cp == "" ? "-" : sprintf("%.0f", cp/n)) }'
   done
 done; done; done
+# Group commit as the gateways saw it: how many commits (write + flush) per
+# transaction, events per commit, the mean commit and the mean time a
+# statement waited for its event, and appends that waited for the index.
+if [ "$ROUNDS" -gt 0 ] && [ "${#aud[@]}" -gt 0 ]; then
+  printf '\n%-7s %-9s %-3s %-11s %10s %13s %11s %9s %12s\n' script mode c target "commits/tx" "events/commit" "commit us" "wait us" "index waits"
+  for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
+    for t in "${targets[@]}"; do
+      k="$t/$s/$m/$c"
+      [ -n "${aud[$k]:-}" ] || continue
+      awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v a="${aud[$k]}" 'BEGIN{ split(a, v)
+        # v: transactions commits events commit-sum commit-count wait-sum wait-count index-waits
+        printf "%-7s %-9s %-3s %-11s %10.2f %13.2f %11.0f %9.0f %12d\n", s, m, c, t,
+          (v[1] > 0 ? v[2]/v[1] : 0), (v[2] > 0 ? v[3]/v[2] : 0), (v[5] > 0 ? v[4]/v[5]*1e6 : 0), (v[7] > 0 ? v[6]/v[7]*1e6 : 0), v[8] }'
+    done
+  done; done; done
+fi
 echo
 [ -n "$big_line" ] && echo "$big_line"
 [ -n "$first_line" ] && echo "$first_line"

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -386,6 +387,21 @@ func TestHealthAndMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// The statement waited for its audit event, which a commit wrote; the
+	// embedded store's journal reports its index.
+	for _, want := range []string{
+		`(?m)^gatehouse_audit_wait_duration_seconds_count [1-9]`,
+		`(?m)^gatehouse_audit_commit_duration_seconds_count [1-9]`,
+		`(?m)^gatehouse_audit_commit_events_sum [1-9]`,
+		`(?m)^gatehouse_audit_commits_total [1-9]`,
+		`(?m)^gatehouse_audit_events_total [1-9]`,
+		`(?m)^gatehouse_audit_unindexed_events [0-9]`,
+		`(?m)^gatehouse_audit_index_waits_total 0$`,
+	} {
+		if !regexp.MustCompile(want).Match(body) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

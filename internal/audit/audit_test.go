@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -950,9 +951,31 @@ func BenchmarkAppendSerial(b *testing.B) {
 // TestAppendAfter checks the two ways an outcome event gets committed: it
 // rides along with the next Append (one transaction for both), or, with no
 // Append coming, its own timer commits it.
+// observer records what the log reports to its Observer.
+type observer struct {
+	mu      sync.Mutex
+	commits []int // events per commit
+	tooks   []time.Duration
+	waits   []time.Duration
+}
+
+func (o *observer) ObserveCommit(events int, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.commits = append(o.commits, events)
+	o.tooks = append(o.tooks, took)
+}
+
+func (o *observer) ObserveWait(took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waits = append(o.waits, took)
+}
+
 func TestAppendAfter(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
-		e := newEnv(t, newDB)
+		obs := &observer{}
+		e := newEnv(t, newDB, audit.WithObserver(obs))
 		ctx := context.Background()
 		const n = 10
 		for i := 0; i < n; i++ {
@@ -979,6 +1002,28 @@ func TestAppendAfter(t *testing.T) {
 		if st := e.log.Stats(); st.Batches != n+1 {
 			t.Fatalf("stats %+v, want %d batches", st, n+1)
 		}
+		// The observer saw each commit with the events it held (the first
+		// statement alone, each later one with the outcome before it, the
+		// last outcome alone) and each statement's wait, and nothing for
+		// the outcomes, which nobody waits for.
+		obs.mu.Lock()
+		want := []int{1}
+		for range n - 1 {
+			want = append(want, 2)
+		}
+		want = append(want, 1)
+		if !slices.Equal(obs.commits, want) {
+			t.Errorf("events per observed commit = %v, want %v", obs.commits, want)
+		}
+		if len(obs.waits) != n {
+			t.Errorf("%d waits observed for %d statements", len(obs.waits), n)
+		}
+		for i, d := range append(obs.tooks, obs.waits...) {
+			if d <= 0 || d > time.Minute {
+				t.Errorf("observed duration %d = %v", i, d)
+			}
+		}
+		obs.mu.Unlock()
 		if _, err := e.log.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}

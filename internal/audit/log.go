@@ -100,6 +100,7 @@ type options struct {
 	maxBatch     int
 	origin       string
 	writeTimeout time.Duration
+	observer     Observer
 }
 
 // WithCheckpointInterval signs a checkpoint every d if the tree grew (0, the
@@ -121,6 +122,24 @@ func WithOrigin(origin string) Option { return func(o *options) { o.origin = ori
 // WithWriteTimeout bounds one store transaction (default 30s); past it the
 // batch fails and its callers get an error.
 func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = d } }
+
+// Observer receives the timings of the log's writes, for metrics: the audit
+// record is what a statement waits for before it is forwarded, so its
+// latency is most of what the gateway adds. The methods are called on the
+// append path and must return at once.
+type Observer interface {
+	// ObserveCommit reports one batch written to the store: the events it
+	// held (its callers' and the events riding along) and how long the
+	// write took, retries after conflicts included, whether or not it
+	// succeeded.
+	ObserveCommit(events int, took time.Duration)
+	// ObserveWait reports how long an Append waited for its event to be
+	// durable: the commit in progress it queued behind, and its own.
+	ObserveWait(took time.Duration)
+}
+
+// WithObserver reports commit and wait times to o.
+func WithObserver(o Observer) Option { return func(opts *options) { opts.observer = o } }
 
 // Open opens the log kept in st. signer signs checkpoints; clock stamps
 // events (time.Now when nil); logger receives operational messages (never
@@ -194,6 +213,9 @@ func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	}
 	select {
 	case r := <-req.done:
+		if o := l.opts.observer; o != nil {
+			o.ObserveWait(time.Since(req.at))
+		}
 		return r.index, r.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
@@ -385,6 +407,10 @@ func (l *Log) commit(batch []*request, window *request) {
 		next store.Head
 		err  error
 	)
+	if o := l.opts.observer; o != nil {
+		n, start := len(recs), time.Now()
+		defer func() { o.ObserveCommit(n, time.Since(start)) }()
+	}
 	for attempt := 0; ; attempt++ {
 		next = l.head
 		for i := range recs {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -57,7 +58,7 @@ func SigningKeyPath(cfg *config.Config) string {
 
 // openAudit opens the audit log on st with the config's signing key and
 // checkpoint sinks.
-func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*audit.Log, note.Verifiers, error) {
+func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, extra ...audit.Option) (*audit.Log, note.Verifiers, error) {
 	signer, vkey, err := audit.LoadOrCreateSigner(SigningKeyPath(cfg), "")
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +67,7 @@ func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slo
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit verifier key: %w", err)
 	}
-	opts := []audit.Option{audit.WithCheckpointInterval(cfg.Audit.CheckpointInterval)}
+	opts := append([]audit.Option{audit.WithCheckpointInterval(cfg.Audit.CheckpointInterval)}, extra...)
 	var sinks []audit.CheckpointSink
 	if cfg.Audit.CheckpointFile != "" {
 		sinks = append(sinks, &audit.FileSink{Path: cfg.Audit.CheckpointFile})
@@ -83,4 +84,19 @@ func openAudit(ctx context.Context, cfg *config.Config, st store.Store, log *slo
 	}
 	log.Info("audit log open", "store", cfg.Store.Driver, "verifier_key", vkey)
 	return l, note.VerifierList(verifier), nil
+}
+
+// watchAudit exports the audit log's counters and, on the embedded store,
+// whether its index keeps up with the journal.
+func watchAudit(m *metrics.Metrics, l *audit.Log, st store.Store) {
+	c := metrics.AuditCounters{
+		Commits:   func() int64 { return l.Stats().Batches },
+		Events:    func() int64 { return l.Stats().Events },
+		Restamped: func() int64 { return l.Stats().Restamped },
+	}
+	if j, ok := st.(*store.Journal); ok {
+		c.Unindexed = func() int64 { return j.Stats().Unindexed }
+		c.IndexWaits = func() int64 { return j.Stats().IndexWaits }
+	}
+	m.WatchAudit(c)
 }

@@ -76,12 +76,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Gateway
 	if err != nil {
 		return nil, err
 	}
-	auditLog, cpVerifiers, err := openAudit(ctx, cfg, st, logger.With("component", "audit"))
+	auditLog, cpVerifiers, err := openAudit(ctx, cfg, st, logger.With("component", "audit"), audit.WithObserver(m.AuditObserver()))
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	m.WatchAuditRestamps(func() int64 { return auditLog.Stats().Restamped })
+	watchAudit(m, auditLog, st)
 	broker, err := newBroker(cfg, st, auditLog, masker, logger.With("component", "approval"))
 	if err != nil {
 		_ = auditLog.Shutdown(ctx)

@@ -73,7 +73,9 @@ type Journal struct {
 	indexErr error
 	// broken is a failed write whose outcome on disk is unknown.
 	broken error
-	closed bool
+	// indexWaits counts appends that waited for the index (JournalStats).
+	indexWaits int64
+	closed     bool
 	// progress is closed (and replaced) after every index attempt.
 	progress chan struct{}
 
@@ -389,6 +391,7 @@ func (j *Journal) syncLoop() {
 func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	waited := false
 	for {
 		switch {
 		case j.closed:
@@ -407,6 +410,10 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 		}
 		if j.off < journalSyncAt || j.off < journalLimit && j.head.Size-j.indexed > journalCatchUp {
 			return j.off, nil
+		}
+		if !waited {
+			j.indexWaits++
+			waited = true
 		}
 		if err := j.waitLocked(ctx); err != nil {
 			return 0, fmt.Errorf("store: journal full, waiting for the index: %w", err)
@@ -468,6 +475,25 @@ func (j *Journal) Head(context.Context) (Head, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.head, nil
+}
+
+// JournalStats says whether the index keeps up with the journal.
+type JournalStats struct {
+	// Unindexed is how many journaled events the index does not hold yet.
+	Unindexed int64
+	// IndexWaits counts appends that waited for the index to catch up
+	// and be synced before the journal could take them: routinely once
+	// the journal has grown past journalSyncAt and starts over (a few
+	// events' index transaction and a sync), and on every append while the
+	// index falls behind. Their latency was the index's, not the flush's.
+	IndexWaits int64
+}
+
+// Stats returns the journal's counters.
+func (j *Journal) Stats() JournalStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return JournalStats{Unindexed: j.head.Size - j.indexed, IndexWaits: j.indexWaits}
 }
 
 // Events implements Store, after the index has caught up.

@@ -40,6 +40,14 @@ func TestJournalStartsOverUnderLoad(t *testing.T) {
 	if peak < journalSyncAt || peak >= journalLimit {
 		t.Fatalf("journal started over at %d bytes; want past journalSyncAt (%d), before journalLimit (%d)", peak, journalSyncAt, journalLimit)
 	}
+	// Starting over made the appends of the moment wait for the index,
+	// and Stats counts them.
+	if st := j.Stats(); st.IndexWaits == 0 {
+		t.Errorf("Stats().IndexWaits = 0 after the journal started over under load")
+	}
 	h, _ := j.Head(context.Background())
 	checkEvents(t, j, h.Size)
+	if st := j.Stats(); st.Unindexed != 0 {
+		t.Errorf("Stats().Unindexed = %d once every event has been read back", st.Unindexed)
+	}
 }

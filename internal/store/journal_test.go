@@ -144,11 +144,17 @@ func TestJournalReplay(t *testing.T) {
 	e := newJournalEnv(t)
 	j := e.open(t, false)
 	appendBatches(t, j, 3, 1, 5)
+	if st := j.Stats(); st.Unindexed != 9 {
+		t.Fatalf("Stats().Unindexed = %d with 9 events journaled and none indexed", st.Unindexed)
+	}
 	crash(t, j)
 
 	j = e.open(t, true)
 	defer j.Close()
 	checkEvents(t, j, 9)
+	if st := j.Stats(); st.Unindexed != 0 || st.IndexWaits != 0 {
+		t.Fatalf("after replay and a read: Stats() = %+v, want nothing unindexed, no waits", st)
+	}
 	appendBatches(t, j, 2)
 	checkEvents(t, j, 11)
 }
@@ -357,6 +363,10 @@ func TestJournalFull(t *testing.T) {
 	err := j.AppendEvents(ctx, []Record{jrec(0)}, jhead(1))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "journal full") {
 		t.Fatalf("append to a full journal: err = %v", err)
+	}
+	// One append, however often it was woken to look again.
+	if st := j.Stats(); st.IndexWaits != 1 {
+		t.Fatalf("Stats().IndexWaits = %d after one append waited, want 1", st.IndexWaits)
 	}
 }
 
