@@ -154,7 +154,10 @@ const journalSyncAt = 4 << 20
 // to be indexed and synced. Without the wait, appends arriving while the
 // index syncs keep it a step behind until the journal is full, and the
 // wait is then a whole round's index transaction instead of a few events'.
-const journalCatchUp = 256
+// The index chases the appends down to this many in small transactions,
+// which converge at once (it indexes some ten times faster than a busy
+// gateway appends), while appends go on: the wait covers at most these.
+const journalCatchUp = 64
 
 // ErrJournalLocked is returned by OpenJournal when another process holds the
 // journal: a gateway is running on the store.
@@ -600,6 +603,16 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 		}
 		j.signalProgress(nil, len(take))
 		if !more {
+			// Sync what this round wrote, here where no append waits for
+			// it: the sync before the journal starts over, which appends
+			// do wait for, then has only the last few transactions' pages
+			// to write (0.2–2 ms under load; 0.4–11 ms when it had every
+			// round's since the last start).
+			if err := j.syncIndex(true); err != nil {
+				j.logger.Error("audit index sync failing; appends refused until it recovers", "err", err)
+				j.signalProgress(err, 0)
+				return true
+			}
 			return false
 		}
 	}

@@ -12,9 +12,11 @@ import (
 )
 
 // TestJournalStartsOverUnderLoad: with appends arriving all the time, the
-// journal still starts over once it has grown past journalSyncAt, long
-// before it is full: appends wait for the last few events to be indexed
-// rather than for a whole round's once the journal is full.
+// index never quite catches up between them, and the journal still starts
+// over once it has grown past journalSyncAt, long before it is full:
+// appends wait for the last few events to be indexed rather than for a
+// whole round's once the journal is full. (It may also start over earlier,
+// whenever a round's sync finds no append since: that is fine.)
 func TestJournalStartsOverUnderLoad(t *testing.T) {
 	e := newJournalEnv(t)
 	j := e.open(t, true)
@@ -28,17 +30,20 @@ func TestJournalStartsOverUnderLoad(t *testing.T) {
 		j.mu.Lock()
 		off := j.off
 		j.mu.Unlock()
-		peak = max(peak, off)
 		if off < last {
-			break
+			if last >= journalSyncAt {
+				peak = last
+				break
+			}
+			t.Logf("journal started over early, at %d bytes", last)
 		}
 		last = off
 		if time.Now().After(deadline) {
-			t.Fatalf("journal never started over under load: offset %d", off)
+			t.Fatalf("journal never started over from past journalSyncAt under load: offset %d", off)
 		}
 	}
-	if peak < journalSyncAt || peak >= journalLimit {
-		t.Fatalf("journal started over at %d bytes; want past journalSyncAt (%d), before journalLimit (%d)", peak, journalSyncAt, journalLimit)
+	if peak >= journalLimit {
+		t.Fatalf("journal started over at %d bytes, full; want before journalLimit (%d)", peak, journalLimit)
 	}
 	// Starting over made the appends of the moment wait for the index,
 	// and Stats counts them.

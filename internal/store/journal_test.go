@@ -432,10 +432,12 @@ func TestJournalWriteDurability(t *testing.T) {
 	checkEvents(t, j, 5)
 }
 
-// TestJournalDeferredIndexSync: the SQLite index commits without fsync
-// behind a journal; the journal starts over only after the index has been
-// synced, which happens once it has caught up with a journal grown past
-// journalSyncAt. A crash at any point replays what the index may lack.
+// TestJournalDeferredIndexSync: the index's commits are not synced one by
+// one. The indexer syncs once a round, where no append waits for it, and
+// the journal starts over from the top once everything in it is synced.
+// Under appends that outrun the index it grows past journalSyncAt, and the
+// appends then wait for the index to catch up and sync so that it can
+// start over. A crash at any point replays what the index may lack.
 func TestJournalDeferredIndexSync(t *testing.T) {
 	e := newJournalEnv(t)
 	j := e.open(t, true)
@@ -443,42 +445,53 @@ func TestJournalDeferredIndexSync(t *testing.T) {
 		t.Fatal("the SQLite index does not defer its syncs")
 	}
 	ctx := context.Background()
+	state := func() (off, indexed, durable int64) {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.off, j.indexed, j.durable
+	}
 	appendBatches(t, j, 4)
 	if err := j.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	j.mu.Lock()
-	durable, indexed, off := j.durable, j.indexed, j.off
-	j.mu.Unlock()
-	if indexed != 4 || durable != 0 || off == 0 {
-		t.Fatalf("after a small append: indexed %d, durable %d, offset %d; want 4, 0 (not yet synced), > 0", indexed, durable, off)
-	}
-	// Grow the journal past journalSyncAt, letting the index catch up.
-	for j.off < journalSyncAt {
-		appendBatches(t, j, 64)
-		if err := j.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The round's sync follows its commit.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		appendBatches(t, j, 1) // an append after the sync starts the file over
-		j.mu.Lock()
-		off, durable = j.off, j.durable
-		j.mu.Unlock()
+		off, indexed, durable := state()
+		if indexed == 4 && durable == 4 && off > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a small append and a round: offset %d, indexed %d, durable %d; want > 0, 4, 4", off, indexed, durable)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	first, _, _ := state()
+	appendBatches(t, j, 1) // everything before is synced: back to the top
+	if off, _, _ := state(); off >= first {
+		t.Fatalf("append after the index synced went at offset %d, after the %d bytes before it", off-first, first)
+	}
+
+	// Appends that outrun the index grow the journal past journalSyncAt.
+	deadline = time.Now().Add(20 * time.Second)
+	for off, _, _ := state(); off < journalSyncAt; off, _, _ = state() {
+		appendBatches(t, j, 64)
+		if time.Now().After(deadline) {
+			t.Fatalf("journal never grew past journalSyncAt: offset %d", off)
+		}
+	}
+	for {
+		appendBatches(t, j, 1) // once the index has caught up and synced, the file starts over
+		off, _, durable := state()
 		if off < journalSyncAt/2 {
+			if durable <= 5 {
+				t.Fatalf("journal started over with the index synced to %d only", durable)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("journal never started over: offset %d, durable %d", off, durable)
 		}
-		if err := j.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(JournalIndexDelay)
-	}
-	if durable == 0 {
-		t.Fatal("the index was never synced")
 	}
 	h, _ := j.Head(ctx)
 	crash(t, j)
