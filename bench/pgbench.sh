@@ -167,8 +167,8 @@ declare -A tapi=([gatehouse]=$api_port [gh-write]=$write_api_port)
 # audit_figures PORT: the audit log's commits, events, the sum and count of
 # commit times, the sum and count of statements' waits, appends that waited
 # for the index, then the wait histogram's 17 cumulative bucket counts
-# (50 us doubling to 1.6 s, and +Inf), from the gateway's metrics ("" before
-# they existed).
+# (50 us doubling to 1.6 s, and +Inf), then the seconds appends waited for
+# the index, from the gateway's metrics ("" before they existed).
 audit_figures() {
   curl -s "http://127.0.0.1:$1/metrics" | awk '
     $1 == "gatehouse_audit_commits_total" { c = $2; seen = 1 }
@@ -178,9 +178,10 @@ audit_figures() {
     $1 == "gatehouse_audit_wait_duration_seconds_sum" { ws = $2 }
     $1 == "gatehouse_audit_wait_duration_seconds_count" { wn = $2 }
     $1 == "gatehouse_audit_index_waits_total" { iw = $2 }
+    $1 == "gatehouse_audit_index_wait_seconds_total" { iws = $2 }
     $1 ~ /^gatehouse_audit_wait_duration_seconds_bucket/ { b[++nb] = $2 }
     END { if (seen && nb == 17) { printf "%.0f %.0f %.9f %.0f %.9f %.0f %.0f", c, e, cs, cn, ws, wn, iw
-      for (i = 1; i <= nb; i++) printf " %.0f", b[i]; print "" } }'
+      for (i = 1; i <= nb; i++) printf " %.0f", b[i]; printf " %.9f\n", iws } }'
 }
 declare -A aud
 # The proxy's CPU time per transaction: a steadier figure than TPS on a VM
@@ -210,7 +211,7 @@ run() { # target script mode clients
   # differences of audit_figures.
   [ -n "$a1" ] && aud[$k]=$(awk -v acc="${aud[$k]:-}" -v n="${n:-0}" -v a="$a0" -v b="$a1" 'BEGIN{
     split(acc, s); split(a, x); split(b, y); printf "%s", s[1] + n
-    for (i = 1; i <= 24; i++) printf " %.9g", s[i+1] + y[i] - x[i]; print "" }')
+    for (i = 1; i <= 25; i++) printf " %.9g", s[i+1] + y[i] - x[i]; print "" }')
   return 0
 }
 if [ -n "${STRACE:-}" ]; then
@@ -338,19 +339,20 @@ done; done; done
 # transaction, events per commit, the mean commit and the mean time a
 # statement waited for its event, and appends that waited for the index.
 if [ "$ROUNDS" -gt 0 ] && [ "${#aud[@]}" -gt 0 ]; then
-  printf '\n%-7s %-9s %-3s %-11s %10s %13s %11s %9s %13s %12s\n' script mode c target "commits/tx" "events/commit" "commit us" "wait us" "p99 wait us" "index waits"
+  printf '\n%-7s %-9s %-3s %-11s %10s %13s %11s %9s %13s %12s %14s\n' script mode c target "commits/tx" "events/commit" "commit us" "wait us" "p99 wait us" "index waits" "index wait ms"
   for s in $SCRIPTS; do for m in simple extended; do for c in 1 8; do
     for t in "${targets[@]}"; do
       k="$t/$s/$m/$c"
       [ -n "${aud[$k]:-}" ] || continue
       awk -v s="$s" -v m="$m" -v c="$c" -v t="$t" -v a="${aud[$k]}" 'BEGIN{ split(a, v)
         # v: transactions commits events commit-sum commit-count wait-sum
-        # wait-count index-waits, then the wait buckets: the 99th
-        # percentile is at most the first bound holding 99% of the waits.
+        # wait-count index-waits, the wait buckets (the 99th percentile is
+        # at most the first bound holding 99% of the waits), index-wait-sum.
         p99 = "-"
         for (i = 0; i < 16; i++) if (v[7] > 0 && v[9+i] >= 0.99 * v[7]) { p99 = sprintf("<= %d", 50 * 2^i); break }
-        printf "%-7s %-9s %-3s %-11s %10.2f %13.2f %11.0f %9.0f %13s %12d\n", s, m, c, t,
-          (v[1] > 0 ? v[2]/v[1] : 0), (v[2] > 0 ? v[3]/v[2] : 0), (v[5] > 0 ? v[4]/v[5]*1e6 : 0), (v[7] > 0 ? v[6]/v[7]*1e6 : 0), p99, v[8] }'
+        printf "%-7s %-9s %-3s %-11s %10.2f %13.2f %11.0f %9.0f %13s %12d %14.2f\n", s, m, c, t,
+          (v[1] > 0 ? v[2]/v[1] : 0), (v[2] > 0 ? v[3]/v[2] : 0), (v[5] > 0 ? v[4]/v[5]*1e6 : 0), (v[7] > 0 ? v[6]/v[7]*1e6 : 0), p99, v[8],
+          (v[8] > 0 ? v[26]/v[8]*1e3 : 0) }'
     done
   done; done; done
 fi

@@ -399,6 +399,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		`(?m)^gatehouse_audit_events_total [1-9]`,
 		`(?m)^gatehouse_audit_unindexed_events [0-9]`,
 		`(?m)^gatehouse_audit_index_waits_total 0$`,
+		`(?m)^gatehouse_audit_index_wait_seconds_total 0$`,
 	} {
 		if !regexp.MustCompile(want).Match(body) {
 			t.Errorf("metrics lack %s", want)

@@ -97,6 +97,7 @@ func watchAudit(m *metrics.Metrics, l *audit.Log, st store.Store) {
 	if j, ok := st.(*store.Journal); ok {
 		c.Unindexed = func() int64 { return j.Stats().Unindexed }
 		c.IndexWaits = func() int64 { return j.Stats().IndexWaits }
+		c.IndexWaitSeconds = func() float64 { return j.Stats().IndexWaitTime.Seconds() }
 	}
 	m.WatchAudit(c)
 }

@@ -115,8 +115,9 @@ type AuditCounters struct {
 	Events    func() int64 // events they held (audit.Stats.Events)
 	Restamped func() int64 // audit.Stats.Restamped
 	// The embedded store's journal (store.JournalStats).
-	Unindexed  func() int64
-	IndexWaits func() int64
+	Unindexed        func() int64
+	IndexWaits       func() int64
+	IndexWaitSeconds func() float64
 }
 
 // WatchAudit exports c.
@@ -136,6 +137,12 @@ func (m *Metrics) WatchAudit(c AuditCounters) {
 	counter("gatehouse_audit_index_waits_total",
 		"Audit appends that waited for the embedded store's index to catch up before the journal could take them: routinely when the journal starts over, and on every append while the index falls behind.",
 		c.IndexWaits)
+	if c.IndexWaitSeconds != nil {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_audit_index_wait_seconds_total",
+			Help: "Time audit appends spent waiting for the embedded store's index (see gatehouse_audit_index_waits_total).",
+		}, c.IndexWaitSeconds))
+	}
 	if c.Unindexed != nil {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_audit_unindexed_events",

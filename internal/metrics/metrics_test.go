@@ -24,20 +24,23 @@ func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 func TestWatchAudit(t *testing.T) {
 	m := New()
 	var commits, events, restamped, unindexed, waits int64
+	var waited float64
 	m.WatchAudit(AuditCounters{
-		Commits:    func() int64 { return commits },
-		Events:     func() int64 { return events },
-		Restamped:  func() int64 { return restamped },
-		Unindexed:  func() int64 { return unindexed },
-		IndexWaits: func() int64 { return waits },
+		Commits:          func() int64 { return commits },
+		Events:           func() int64 { return events },
+		Restamped:        func() int64 { return restamped },
+		Unindexed:        func() int64 { return unindexed },
+		IndexWaits:       func() int64 { return waits },
+		IndexWaitSeconds: func() float64 { return waited },
 	})
-	commits, events, restamped, unindexed, waits = 3, 11, 7, 5, 2 // read when scraped, not when watched
+	commits, events, restamped, unindexed, waits, waited = 3, 11, 7, 5, 2, 0.25 // read when scraped, not when watched
 	got := gather(t, m)
 	for name, want := range map[string]float64{
-		"gatehouse_audit_commits_total":          3,
-		"gatehouse_audit_events_total":           11,
-		"gatehouse_audit_restamped_events_total": 7,
-		"gatehouse_audit_index_waits_total":      2,
+		"gatehouse_audit_commits_total":            3,
+		"gatehouse_audit_events_total":             11,
+		"gatehouse_audit_restamped_events_total":   7,
+		"gatehouse_audit_index_waits_total":        2,
+		"gatehouse_audit_index_wait_seconds_total": 0.25,
 	} {
 		f := got[name]
 		if f == nil {
@@ -59,7 +62,7 @@ func TestWatchAuditWithoutJournal(t *testing.T) {
 	m := New()
 	m.WatchAudit(AuditCounters{Commits: func() int64 { return 1 }, Events: func() int64 { return 2 }, Restamped: func() int64 { return 0 }})
 	got := gather(t, m)
-	for _, name := range []string{"gatehouse_audit_unindexed_events", "gatehouse_audit_index_waits_total"} {
+	for _, name := range []string{"gatehouse_audit_unindexed_events", "gatehouse_audit_index_waits_total", "gatehouse_audit_index_wait_seconds_total"} {
 		if got[name] != nil {
 			t.Errorf("%s exported without a journal", name)
 		}

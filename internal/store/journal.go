@@ -73,9 +73,11 @@ type Journal struct {
 	indexErr error
 	// broken is a failed write whose outcome on disk is unknown.
 	broken error
-	// indexWaits counts appends that waited for the index (JournalStats).
-	indexWaits int64
-	closed     bool
+	// indexWaits counts appends that waited for the index, indexWaitTime
+	// their waits (JournalStats).
+	indexWaits    int64
+	indexWaitTime time.Duration
+	closed        bool
 	// progress is closed (and replaced) after every index attempt.
 	progress chan struct{}
 
@@ -394,7 +396,13 @@ func (j *Journal) syncLoop() {
 func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	waited := false
+	var waitStart time.Time // set while this append waits for the index
+	defer func() {
+		if !waitStart.IsZero() {
+			j.indexWaits++
+			j.indexWaitTime += time.Since(waitStart)
+		}
+	}()
 	for {
 		switch {
 		case j.closed:
@@ -414,9 +422,8 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 		if j.off < journalSyncAt || j.off < journalLimit && j.head.Size-j.indexed > journalCatchUp {
 			return j.off, nil
 		}
-		if !waited {
-			j.indexWaits++
-			waited = true
+		if waitStart.IsZero() {
+			waitStart = time.Now()
 		}
 		if err := j.waitLocked(ctx); err != nil {
 			return 0, fmt.Errorf("store: journal full, waiting for the index: %w", err)
@@ -490,13 +497,15 @@ type JournalStats struct {
 	// events' index transaction and a sync), and on every append while the
 	// index falls behind. Their latency was the index's, not the flush's.
 	IndexWaits int64
+	// IndexWaitTime is how long they waited, in all.
+	IndexWaitTime time.Duration
 }
 
 // Stats returns the journal's counters.
 func (j *Journal) Stats() JournalStats {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return JournalStats{Unindexed: j.head.Size - j.indexed, IndexWaits: j.indexWaits}
+	return JournalStats{Unindexed: j.head.Size - j.indexed, IndexWaits: j.indexWaits, IndexWaitTime: j.indexWaitTime}
 }
 
 // Events implements Store, after the index has caught up.
