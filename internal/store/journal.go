@@ -145,10 +145,12 @@ type deferredSync interface {
 	SyncIndex() error
 }
 
-// journalSyncAt is how far the journal grows before the index catches up
-// and is synced so that the journal can start over: about half a second of
-// a busy gateway's events. Catching up costs a few small index
-// transactions (see indexQueued), so not too often.
+// journalSyncAt is how far the journal grows before appends wait for the
+// index to catch up and be synced so that the journal can start over:
+// about half a second of a busy gateway's events. Catching up costs a few
+// small index transactions (see indexQueued), so not too often. A gateway
+// whose index catches up between appends starts over at the end of an
+// index round (it syncs there) without waiting.
 const journalSyncAt = 4 << 20
 
 // journalCatchUp is how close (in events) the index must come to the head
@@ -628,8 +630,8 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 }
 
 // syncIndex syncs a deferring index once it has caught up with a journal
-// grown past journalSyncAt (or at once with force), so that the journal can
-// start over.
+// grown past journalSyncAt, or with force whatever it holds (at the end of
+// each index round), so that the journal can start over.
 func (j *Journal) syncIndex(force bool) error {
 	j.mu.Lock()
 	due := j.deferred != nil && j.durable < j.indexed && (force || j.indexed == j.head.Size && j.off >= journalSyncAt)
