@@ -948,9 +948,6 @@ func BenchmarkAppendSerial(b *testing.B) {
 	})
 }
 
-// TestAppendAfter checks the two ways an outcome event gets committed: it
-// rides along with the next Append (one transaction for both), or, with no
-// Append coming, its own timer commits it.
 // observer records what the log reports to its Observer.
 type observer struct {
 	mu      sync.Mutex
@@ -972,6 +969,9 @@ func (o *observer) ObserveWait(took time.Duration) {
 	o.waits = append(o.waits, took)
 }
 
+// TestAppendAfter checks the two ways an outcome event gets committed: it
+// rides along with the next Append (one transaction for both), or, with no
+// Append coming, its own timer commits it.
 func TestAppendAfter(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
 		obs := &observer{}
