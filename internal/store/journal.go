@@ -38,7 +38,9 @@ import (
 // If an fdatasync fails the journal is broken for good, as PostgreSQL treats
 // a failed fsync: the kernel may have dropped the dirty pages, so nothing
 // written since is known to be on disk. Every later append fails (the
-// gateway refuses statements) until the process restarts and replays. If
+// gateway refuses statements) until the process restarts and replays. The
+// same holds for a failed sync of the index, whose events since its last
+// good sync the journal then keeps for the replay (see indexBroken). If
 // the index fails, appends fail too (fail closed: the trail an auditor can
 // query must not fall behind unnoticed) and the indexer retries; events
 // already journaled are indexed when it recovers.
@@ -73,6 +75,11 @@ type Journal struct {
 	indexErr error
 	// broken is a failed write whose outcome on disk is unknown.
 	broken error
+	// indexBroken is a failed sync of the index: what it took since its
+	// last good sync is not known to be on disk, so durable never moves
+	// again and the journal, which still holds those events, never starts
+	// over; appends are refused until a restart replays them.
+	indexBroken error
 	// indexWaits counts appends that waited for the index, indexWaitTime
 	// their waits (JournalStats).
 	indexWaits    int64
@@ -411,6 +418,8 @@ func (j *Journal) reserve(ctx context.Context, first int64) (int64, error) {
 			return 0, errors.New("store: journal is closed")
 		case j.broken != nil:
 			return 0, j.broken
+		case j.indexBroken != nil:
+			return 0, j.indexBroken
 		case j.indexErr != nil:
 			return 0, fmt.Errorf("store: audit index failing, appends refused: %w", j.indexErr)
 		case first != j.head.Size:
@@ -597,7 +606,7 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 		j.mu.Unlock()
 		if len(take) == 0 {
 			if err := j.syncIndex(false); err != nil {
-				j.logger.Error("audit index sync failing; appends refused until it recovers", "err", err)
+				j.logger.Error("audit index sync failed; appends refused", "err", err)
 				j.signalProgress(err, 0)
 				return true
 			}
@@ -621,7 +630,7 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 			// 0.4–11 ms when that sync wrote every round's pages since the
 			// last start (docs/performance.md).
 			if err := j.syncIndex(true); err != nil {
-				j.logger.Error("audit index sync failing; appends refused until it recovers", "err", err)
+				j.logger.Error("audit index sync failed; appends refused", "err", err)
 				j.signalProgress(err, 0)
 				return true
 			}
@@ -635,6 +644,12 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 // each index round), so that the journal can start over.
 func (j *Journal) syncIndex(force bool) error {
 	j.mu.Lock()
+	if j.indexBroken != nil {
+		// Reported when it broke; a later sync that succeeded would prove
+		// nothing (see indexBroken), so none is made.
+		j.mu.Unlock()
+		return nil
+	}
 	due := j.deferred != nil && j.durable < j.indexed && (force || j.indexed == j.head.Size && j.off >= journalSyncAt)
 	size := j.indexed
 	j.mu.Unlock()
@@ -642,6 +657,10 @@ func (j *Journal) syncIndex(force bool) error {
 		return nil
 	}
 	if err := j.deferred.SyncIndex(); err != nil {
+		err = fmt.Errorf("store: audit index fdatasync failed; no append succeeds until the gateway restarts: %w", err)
+		j.mu.Lock()
+		j.indexBroken = err
+		j.mu.Unlock()
 		return err
 	}
 	j.mu.Lock()

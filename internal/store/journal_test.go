@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -498,4 +499,73 @@ func TestJournalDeferredIndexSync(t *testing.T) {
 	j = e.open(t, true)
 	defer j.Close()
 	checkEvents(t, j, h.Size)
+}
+
+// failingSync is an index whose syncs fail while err is set.
+type failingSync struct {
+	deferredSync
+	mu  sync.Mutex
+	err error
+}
+
+func (f *failingSync) SyncIndex() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	return f.deferredSync.SyncIndex()
+}
+
+// TestJournalIndexSyncFailure: after a failed sync of the index (the one
+// each index round ends with) nothing the index took since its last good
+// sync is known to be on disk. Appends are refused until a restart, even
+// once syncs succeed again, and the journal never starts over, so the
+// restart replays those events.
+func TestJournalIndexSyncFailure(t *testing.T) {
+	e := newJournalEnv(t)
+	j := e.openIdle(t, JournalOptions{})
+	f := &failingSync{deferredSync: j.deferred, err: syscall.EIO}
+	j.deferred = f
+	go j.indexLoop()
+	close(j.syncDone)
+	ctx := context.Background()
+	appendBatches(t, j, 3)
+	if err := j.Flush(ctx); err != nil { // the round's sync follows, and fails
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		j.mu.Lock()
+		broken := j.indexBroken != nil
+		j.mu.Unlock()
+		if broken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the round's failed sync did not break the index")
+		}
+	}
+	err := j.AppendEvents(ctx, []Record{jrec(3)}, jhead(4))
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "until the gateway restarts") {
+		t.Fatalf("append after a failed index sync: err = %v, want EIO, refused until a restart", err)
+	}
+	f.mu.Lock()
+	f.err = nil
+	f.mu.Unlock()
+	time.Sleep(journalRetry + 100*time.Millisecond) // the indexer's retry
+	if err := j.AppendEvents(ctx, []Record{jrec(3)}, jhead(4)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append once syncs succeed again: err = %v, want still refused", err)
+	}
+	j.mu.Lock()
+	durable, off := j.durable, j.off
+	j.mu.Unlock()
+	if durable != 0 || off == 0 {
+		t.Fatalf("after the failed sync: durable %d, offset %d; want 0 and the journal kept", durable, off)
+	}
+	crash(t, j)
+	j = e.open(t, true)
+	defer j.Close()
+	checkEvents(t, j, 3)
+	appendBatches(t, j, 1) // a restart takes appends again
+	checkEvents(t, j, 4)
 }
