@@ -251,7 +251,7 @@ func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 	// time order the same. Encoding a statement event takes about a
 	// microsecond (BenchmarkAppendEvent).
 	ce.Time = l.nowLocked()
-	data, err := appendEvent(make([]byte, 0, eventSizeHint(&ce)), &ce)
+	data, err := appendCanonicalEvent(make([]byte, 0, eventSizeHint(&ce)), &ce)
 	if err != nil {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
@@ -494,7 +494,7 @@ func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error
 			break
 		}
 		r.ev.Time = last
-		data, err := appendEvent(make([]byte, 0, len(recs[i].Data)+8), &r.ev)
+		data, err := appendCanonicalEvent(make([]byte, 0, len(recs[i].Data)+8), &r.ev)
 		if err != nil {
 			return fmt.Errorf("audit: re-stamp %s event: %w", r.ev.Kind, err)
 		}
