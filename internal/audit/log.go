@@ -248,7 +248,7 @@ func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 		return nil, ErrClosed
 	}
 	// Stamping, encoding and queueing under one lock keeps queue order and
-	// time order the same. Encoding a statement event takes about a
+	// time order the same. Encoding a statement event takes well under a
 	// microsecond (BenchmarkAppendEvent).
 	ce.Time = l.nowLocked()
 	data, err := appendCanonicalEvent(make([]byte, 0, eventSizeHint(&ce)), &ce)
