@@ -200,6 +200,32 @@ func TestColumnRuleShowsOnlyLastFour(t *testing.T) {
 	}
 }
 
+// TestMaskingFollowsEachResultsColumns runs, in one session, two queries
+// whose results carry a column of the same name, each twice: the column
+// rule applies to payments.pan every time and never to the other query's
+// column, which the detectors mask. (The proxy reuses a parsed
+// RowDescription only when its bytes, table and column numbers included,
+// are the same.)
+func TestMaskingFollowsEachResultsColumns(t *testing.T) {
+	h := newHarness(t)
+	payments := "select pan from payments where id = 1"
+	orders := "select note as pan from orders where id = 2"
+	out, stderr, err := h.psql("reader", agentToken, "-c", payments, "-c", orders, "-c", payments, "-c", orders)
+	if err != nil {
+		t.Fatalf("%v %s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("output %q: want four lines", out)
+	}
+	for i, l := range lines {
+		rule := i%2 == 0
+		if rule && l != "************1111" || !rule && !strings.Contains(l, "4111 11** **** 1111") {
+			t.Errorf("result %d = %q (column rule expected: %v)", i+1, l, rule)
+		}
+	}
+}
+
 func TestMaskingInErrorsNoticesNotificationsAndCopy(t *testing.T) {
 	h := newHarness(t)
 	h.pg.ExecIn(t, h.db, `CREATE TABLE cards (pan text UNIQUE); INSERT INTO cards VALUES ('4111111111111111');

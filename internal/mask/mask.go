@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Style is how a detected card number is partially masked.
@@ -230,6 +231,12 @@ func (m *Masker) Scan(src []byte) bool {
 		}
 	}
 	return false
+}
+
+// ScanString is Scan of a string without copying it (the proxy scans every
+// statement's text before auditing and recording it): Scan only reads src.
+func (m *Masker) ScanString(s string) bool {
+	return m.Scan(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // maxPasses bounds the re-scans of AppendMask. Each pass turns at least one

@@ -34,6 +34,21 @@ func TestScanDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestScanString(t *testing.T) {
+	m := mustNew(t, DefaultConfig())
+	for _, v := range append(cleanValues, "card 4111 1111 1111 1111 for jane@example.org", "4111111111111111") {
+		if got, want := m.ScanString(v), m.Scan([]byte(v)); got != want {
+			t.Errorf("ScanString(%q) = %v, Scan = %v", v, got, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { m.ScanString(v) }); n != 0 {
+			t.Errorf("ScanString(%q): %v allocs, want 0", v, n)
+		}
+	}
+	if !m.ScanString("4111111111111111") {
+		t.Error("ScanString missed a card number")
+	}
+}
+
 func TestAppendMaskDoesNotAllocate(t *testing.T) {
 	m := mustNew(t, DefaultConfig())
 	dst := make([]byte, 0, 1024)

@@ -31,10 +31,14 @@ func auditPrincipal(p *identity.Principal) *audit.Principal {
 
 // event is an audit event with the session's attributes filled in.
 func (s *Session) event(kind audit.Kind) audit.Event {
+	p := s.auditPrin
+	if p == nil {
+		p = auditPrincipal(s.Principal)
+	}
 	return audit.Event{
 		Kind:       kind,
 		SessionID:  s.ID,
-		Principal:  auditPrincipal(s.Principal),
+		Principal:  p,
 		Source:     s.ClientAddr,
 		Connection: s.Connection.Name,
 		Role:       s.Role.Name,
@@ -178,7 +182,7 @@ func maskJSONStrings(m *mask.Masker, v any) any {
 // into the audit log or a log line: literals in statements included.
 func (s *Session) maskText(text string) string {
 	m := s.server.opts.Masker
-	if m == nil || !m.Scan([]byte(text)) {
+	if m == nil || !m.ScanString(text) {
 		return text
 	}
 	out, _ := m.AppendMask(nil, []byte(text))

@@ -228,6 +228,7 @@ func (s *Server) authenticate(ctx context.Context, st *startup, log *slog.Logger
 	}
 	sess.log = log.With("session", sess.ID)
 	sess.tls = st.tls
+	sess.auditPrin = auditPrincipal(principal)
 	if _, ok := s.auditAuth(ctx, st, principal, dbname, user, "success", ""); !ok {
 		return nil, fatal(codeIOError, "gatehouse cannot write its audit log; the session was not started", "gatehouse fails closed when its audit log is unavailable; retry later")
 	}

@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -127,7 +128,10 @@ func columnNames(body []byte) []string {
 func (s *Session) recordTarget(now time.Time, typ byte, out []byte, vals [][]byte) error {
 	switch typ {
 	case 'T':
-		return s.rec.Columns(now, columnNames(out))
+		if s.recNames == nil || !bytes.Equal(out, s.recDesc) {
+			s.recNames, s.recDesc = columnNames(out), append(s.recDesc[:0], out...)
+		}
+		return s.rec.Columns(now, s.recNames)
 	case 'D':
 		if vals == nil {
 			var err error

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type Session struct {
 	ClientAddr string
 	Start      time.Time
 
+	// auditPrin is Principal as audit events carry it, built once and
+	// shared by the session's events, which never modify it.
+	auditPrin    *audit.Principal
 	server       *Server
 	client       net.Conn
 	target       *target
@@ -74,9 +78,13 @@ type Session struct {
 	txStatus atomic.Uint32
 	tls      bool
 	// rec records the session; nil when recording is off. recVals is the
-	// target→client direction's scratch for splitting rows.
-	rec     *record.Recorder
-	recVals [][]byte
+	// target→client direction's scratch for splitting rows; recNames are
+	// the column names of the last RowDescription recorded, recDesc its
+	// body, for a query run again.
+	rec      *record.Recorder
+	recVals  [][]byte
+	recNames []string
+	recDesc  []byte
 
 	// held is the statement waiting for approval, if any.
 	held atomic.Pointer[reviewWait]
@@ -445,8 +453,13 @@ func (s *Session) targetToClient() error {
 		stmtDesc   = map[string]*rowDesc{}
 		portalDesc = map[string]*rowDesc{}
 		current    *rowDesc // of the simple Query in progress
-		copyBinary bool
-		errBuf     []byte
+		// The last RowDescription parsed, by its body: a session running
+		// the same query again gets the same one, and the description is
+		// read-only once parsed (s.columns is fixed for the session).
+		lastDescBody []byte
+		lastDesc     *rowDesc
+		copyBinary   bool
+		errBuf       []byte
 		// The last result of the simple Query in progress, for its outcome.
 		queryTag, queryCode, queryMsg string
 		// When the message being handled arrived: the time of the read that
@@ -521,10 +534,14 @@ func (s *Session) targetToClient() error {
 				out, mErr = rm.maskDataRow(body, current, nil, false)
 			}
 		case 'T':
-			rd, err := parseRowDesc(body, s.columns)
-			if err != nil {
-				mErr = err
-				break
+			rd := lastDesc
+			if rd == nil || !bytes.Equal(body, lastDescBody) {
+				var err error
+				if rd, err = parseRowDesc(body, s.columns); err != nil {
+					mErr = err
+					break
+				}
+				lastDesc, lastDescBody = rd, append(lastDescBody[:0], body...)
 			}
 			it, _ := s.track.front()
 			switch it.kind {
