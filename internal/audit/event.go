@@ -219,8 +219,10 @@ func record(e *Event, data []byte) store.Record {
 		}
 	}
 	if len(e.Tables) > 0 {
-		// e is canonical, so Tables is sorted and unique.
-		r.Tables = append([]string(nil), e.Tables...)
+		// e is canonical, so Tables is sorted and unique. The record shares
+		// it: canonical made it a copy of the caller's, and neither the
+		// record nor the event changes it.
+		r.Tables = e.Tables
 	}
 	return r
 }
