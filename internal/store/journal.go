@@ -605,9 +605,7 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 		more := len(take) < len(j.queue) || drain || j.off >= journalSyncAt
 		j.mu.Unlock()
 		if len(take) == 0 {
-			if err := j.syncIndex(false); err != nil {
-				j.logger.Error("audit index sync failed; appends refused", "err", err)
-				j.signalProgress(err, 0)
+			if j.syncIndexOrRefuse(false) {
 				return true
 			}
 			j.signalProgress(nil, 0)
@@ -629,14 +627,21 @@ func (j *Journal) indexQueued(drain bool) (failed bool) {
 			// to write. The appends' wait under load: 0.2–2.4 ms, against
 			// 0.4–11 ms when that sync wrote every round's pages since the
 			// last start (docs/performance.md).
-			if err := j.syncIndex(true); err != nil {
-				j.logger.Error("audit index sync failed; appends refused", "err", err)
-				j.signalProgress(err, 0)
-				return true
-			}
-			return false
+			return j.syncIndexOrRefuse(true)
 		}
 	}
+}
+
+// syncIndexOrRefuse runs syncIndex; on failure it logs and wakes the
+// waiting appends with the error (they are refused from now on, see
+// indexBroken), and reports true.
+func (j *Journal) syncIndexOrRefuse(force bool) (failed bool) {
+	if err := j.syncIndex(force); err != nil {
+		j.logger.Error("audit index sync failed; appends refused", "err", err)
+		j.signalProgress(err, 0)
+		return true
+	}
+	return false
 }
 
 // syncIndex syncs a deferring index once it has caught up with a journal
