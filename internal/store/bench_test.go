@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/pgtest"
@@ -40,6 +42,49 @@ func BenchmarkAppendEvents(b *testing.B) {
 				storetest.BenchAppend(b, s, batch)
 			})
 		}
+	}
+}
+
+// BenchmarkAppendEventsIndexCost is what each secondary index of the audit
+// log costs an append on SQLite: batches of 256 events (an index round under
+// load) into the full schema, then with one or more indexes dropped. The
+// difference in cpu-µs/op is that index's share. For deciding which index
+// to change, not a figure any release depends on.
+func BenchmarkAppendEventsIndexCost(b *testing.B) {
+	for _, drop := range []string{
+		"",
+		"audit_events_session",
+		"audit_events_principal",
+		"audit_events_session,audit_events_principal",
+		"audit_event_tables_idx",
+	} {
+		name := "full"
+		if drop != "" {
+			name = "without=" + strings.ReplaceAll(drop, ",", "+")
+		}
+		b.Run(name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "bench.db")
+			s, err := store.OpenSQLite(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if drop != "" {
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, index := range strings.Split(drop, ",") {
+					if _, err := db.Exec("DROP INDEX " + index); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			storetest.BenchAppend(b, s, 256)
+		})
 	}
 }
 

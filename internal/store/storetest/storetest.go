@@ -507,7 +507,10 @@ func BenchAppend(b *testing.B, s store.Store, batch int) {
 	recs := make([]store.Record, batch)
 	for i := range recs {
 		r := &recs[i]
-		r.Principal, r.Connection, r.SessionID = "ci-agent", "shop", fmt.Sprintf("s%d", i%8)
+		// Eight sessions, with IDs of the gateway's form (16 hex digits):
+		// the session index takes eight insertion points, as under pgbench.
+		r.Principal, r.Connection = "ci-agent", "shop"
+		r.SessionID = fmt.Sprintf("%016x", uint64(i%8+1)*0x9e3779b97f4a7c15)
 		if i%2 == 0 {
 			r.Kind, r.Decision, r.Tables = "statement", "allow", []string{"payments"}
 			r.Data = []byte(`{"kind":"statement","time":"2025-01-02T03:04:05.123456789Z","session_id":"s0",` +
