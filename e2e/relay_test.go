@@ -407,6 +407,36 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 }
 
+// TestStatementMetricsByDecision checks the statements counter per
+// decision across sessions: each session keeps the counters it has looked
+// up, and a count must land on its own decision's series.
+func TestStatementMetricsByDecision(t *testing.T) {
+	h := newHarness(t)
+	if _, _, err := h.psql("reader", agentToken, "-c", "select 1", "-c", "select 2", "-c", "drop table payments"); err == nil {
+		t.Fatal("drop table payments ran through the gateway")
+	}
+	if _, _, err := h.psql("reader", agentToken, "-c", "select 3", "-c", "drop table payments"); err == nil {
+		t.Fatal("drop table payments ran through the gateway")
+	}
+	resp, err := http.Get("http://" + h.gw.APIAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`(?m)^gatehouse_statements_total\{connection="shop",decision="allow"\} 3$`,
+		`(?m)^gatehouse_statements_total\{connection="shop",decision="deny"\} 2$`,
+	} {
+		if !regexp.MustCompile(want).Match(body) {
+			t.Errorf("metrics lack %s; have:\n%s", want, regexp.MustCompile(`(?m)^gatehouse_statements_total.*$`).FindAll(body, -1))
+		}
+	}
+	if regexp.MustCompile(`decision="review"`).Match(body) {
+		t.Error("metrics count a review no statement got")
+	}
+}
+
 func TestPgbenchThroughGateway(t *testing.T) {
 	h := newHarness(t)
 	// Initialise directly (pgbench -i drops and creates tables, which the

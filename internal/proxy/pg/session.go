@@ -74,6 +74,10 @@ type Session struct {
 	grantUntil time.Time
 	// latency is the connection's statement latency histogram.
 	latency prometheus.Observer
+	// judged holds the connection's statements counter for each decision,
+	// looked up on the decision's first statement (see countStatement).
+	// Only the client-to-target goroutine judges, so it needs no lock.
+	judged [policy.Deny + 1]prometheus.Counter
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
 	tls      bool
