@@ -47,11 +47,21 @@ func (e *SyntaxError) Error() string {
 // literal, as in interval '1 day'), the original text is analysed and cached
 // under itself. Keys are full texts, never hashes, so collisions cannot be
 // engineered.
+//
+// Normalize is a cgo call that parses the text; a statement run again with
+// other constants first looks for its template (see templateOf), a key
+// made in Go of the text Normalize would return and the kinds of the
+// constants it would replace. An analysis is filed under a template only
+// once Normalize has returned that very template for a text, and found
+// there only by texts that differ from that one in the values of its
+// constants alone, which the template's rules keep single tokens.
 type Analyzer struct {
 	mu    sync.Mutex // guards cache and lru
 	cache map[string]*list.Element
 	lru   *list.List // of *cacheEntry, most recently used first
 	size  int
+	// normalize is pg_query.Normalize; tests count its calls.
+	normalize func(string) (string, error)
 }
 
 type cacheEntry struct {
@@ -65,7 +75,8 @@ func NewAnalyzer(cacheSize int) *Analyzer {
 	if cacheSize < 1 {
 		cacheSize = 1
 	}
-	return &Analyzer{cache: make(map[string]*list.Element, cacheSize), lru: list.New(), size: cacheSize}
+	return &Analyzer{cache: make(map[string]*list.Element, cacheSize), lru: list.New(), size: cacheSize,
+		normalize: pg_query.Normalize}
 }
 
 // Analyze returns the facts of every statement in sql. It always returns a
@@ -74,11 +85,25 @@ func NewAnalyzer(cacheSize int) *Analyzer {
 // denies such a statement. The returned Analysis may be shared: do not
 // modify it.
 func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
+	if strings.IndexByte(sql, 0) >= 0 {
+		// Refused (see analyzeText), and never looked up: a template's
+		// key holds a NUL (see templateKeyOf), a text must not find it.
+		an := analyzeText(sql, false)
+		return an, an.syntaxError()
+	}
 	if an, ok := a.get(sql); ok {
 		return an, an.syntaxError()
 	}
-	norm, err := pg_query.Normalize(sql)
-	if err != nil || !utf8.ValidString(sql) || strings.IndexByte(sql, 0) >= 0 {
+	// A text like one analysed before but for its constants finds that
+	// analysis under its template without the normaliser (see templateOf).
+	key, n, templated := templateKeyOf(sql)
+	if templated {
+		if an, ok := a.get(key); ok {
+			return an, nil
+		}
+	}
+	norm, err := a.normalize(sql)
+	if err != nil || !utf8.ValidString(sql) {
 		an := analyzeText(sql, false)
 		a.put(sql, an)
 		return an, an.syntaxError()
@@ -88,11 +113,18 @@ func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
 		// may stand in for this one; an entry stored under norm as some
 		// other client's literal text (a parse error, set_config($1, …))
 		// may not.
-		if an, ok := a.get(norm); ok && an.shareable {
-			return an, nil
+		an, ok := a.get(norm)
+		if !ok || !an.shareable {
+			if an = analyzeText(norm, true); an != nil && an.shareable {
+				a.put(norm, an)
+			}
 		}
-		if an := analyzeText(norm, true); an != nil && an.shareable {
-			a.put(norm, an)
+		if an != nil && an.shareable {
+			// The normaliser agreed with the template: texts with the
+			// template and constants of the same kinds may share it.
+			if templated && key[:n] == norm {
+				a.put(key, an)
+			}
 			return an, nil
 		}
 	}

@@ -18,7 +18,8 @@ var benchQueries = []struct{ name, sql string }{
 //   - parse: pg_query.Parse alone, the baseline the cache must beat;
 //   - miss: a text never seen (Normalize + Parse + walk);
 //   - hit-exact: the same text again (one map lookup);
-//   - hit-literal: the same statement with new constants (Normalize + lookup).
+//   - hit-literal: the same statement with new constants (found by template:
+//     a scan in Go and a lookup; Normalize and a lookup before templates).
 func BenchmarkAnalyze(b *testing.B) {
 	for _, q := range benchQueries {
 		b.Run(q.name+"/parse", func(b *testing.B) {

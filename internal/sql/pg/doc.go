@@ -15,8 +15,9 @@
 // schema, a view's definition, a function's body — it over-reports: a deny
 // rule then matches too much rather than too little.
 //
-// Analyzer caches analyses by text (see Analyzer for why the cache cannot
-// return the facts of a different statement). PreparedSet and Resolve give
+// Analyzer caches analyses by text, and by template for texts that differ
+// only in constants (see Analyzer for why the cache cannot return the facts
+// of a different statement). PreparedSet and Resolve give
 // EXECUTE the facts of what was prepared.
 //
 // The analyser assumes what Gatehouse's proxy must guarantee on the wire: a

@@ -6,8 +6,8 @@ import (
 )
 
 // FuzzAnalyze checks that analysis never panics, that text which does not
-// parse is flagged, and that the cache (normalised or not) returns what an
-// uncached analysis of the same text returns.
+// parse is flagged, and that the cache (by text, normalised text or
+// template) returns what an uncached analysis of the same text returns.
 func FuzzAnalyze(f *testing.F) {
 	for _, s := range []string{
 		"SELECT 1",
@@ -29,6 +29,11 @@ func FuzzAnalyze(f *testing.F) {
 		"SELECT row_to_json(p) FROM payments p WHERE pan LIKE '4%' UNION SELECT NULL",
 		"DELET FROM payments",
 		"SELECT 1\x00; DROP TABLE payments",
+		// Texts alike but for constants: later ones are found by template.
+		"SELECT * FROM payments WHERE id = 1 AND note = 'a'",
+		"SELECT * FROM payments WHERE id = 2 AND note = 'b'",
+		"SELECT id FROM payments ORDER BY 'x'",
+		"SELECT id FROM payments ORDER BY 2",
 		"",
 	} {
 		f.Add(s)

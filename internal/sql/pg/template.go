@@ -1,0 +1,177 @@
+package pg
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// templateOf returns the text pg_query.Normalize would make of sql when
+// sql is simple enough to tell without the server's lexer, and the kinds of
+// the constants it replaced, one byte each: 'i' for an integer that fits
+// in 32 bits, 'f' for one that does not (the lexer makes it a numeric),
+// 's' for a string. Otherwise ok is false.
+//
+// Analyze uses it as a key for analyses it has already made: a statement
+// run again with other constants then costs no call to the normaliser (a
+// cgo call: 8% of the gateway's CPU under pgbench, where every statement
+// differs from the last in a constant). It is a key, not a normaliser: an
+// analysis goes in under a template only after Normalize returned that
+// template for some text (see Analyze), and a text finds it only if its
+// constants are of the same kinds at the same places and everything
+// between them is the same, byte for byte. The rules below make each
+// constant one token that nothing around it joins or changes, so such a
+// text lexes and parses as the first one did, constants aside, and
+// normalises the same way:
+//
+//   - outside string constants, no quoted identifier, comment, dollar sign
+//     (parameter, dollar quoting) or backslash;
+//   - constants are unsigned decimal integers and single-quoted strings
+//     holding no quote, backslash or line break (so neither
+//     standard_conforming_strings nor string continuation changes them);
+//   - a constant follows white space, '(', '[', ',', ':', '=', '<' or
+//     '>', and no '+' or '-' comes before it (the grammar folds a sign
+//     into a number); so no prefix (E'x', U&'x', B'x', a type name)
+//     touches it;
+//   - a constant is followed by the end, white space, ')', ',', ';', ':'
+//     or ']', and not (past white space) by '[', '.' or another quote.
+//
+// TestTemplatesMatchNormalize, FuzzTemplateOf and FuzzAnalyze hold the
+// keys to pg_query's normaliser.
+func templateOf(sql string) (template, kinds string, ok bool) {
+	key, n, ok := templateKeyOf(sql)
+	if !ok {
+		return "", "", false
+	}
+	return key[:n], key[n+1:], true
+}
+
+// templateKeyOf returns the key Analyze files sql's template under: the
+// template, a NUL (which keeps it apart from every text: Analyze looks up
+// no text holding one) and the kinds of its constants; and the template's
+// length. One allocation, the template a prefix of the key.
+func templateKeyOf(sql string) (key string, n int, ok bool) {
+	if len(sql) > maxCachedText || !utf8.ValidString(sql) {
+		return "", 0, false
+	}
+	var (
+		b    strings.Builder
+		kbuf [16]byte
+		k    = kbuf[:0]
+	)
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '"' || c == '`' || c == '\\' || c == '$' || c == 0:
+			return "", 0, false
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-',
+			c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			return "", 0, false
+		case c == '\'' || isDigit(c) && (i == 0 || !isIdentChar(sql[i-1])):
+			end, ok := constantEnd(sql, i)
+			if !ok || !constantBefore(sql, i) || !constantAfter(sql, end) {
+				return "", 0, false
+			}
+			if len(k) == 0 {
+				b.Grow(len(sql) + 16)
+				b.WriteString(sql[:i])
+			}
+			k = append(k, constantKind(sql[i:end]))
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(len(k)))
+			i = end
+			continue
+		}
+		if len(k) > 0 {
+			b.WriteByte(c)
+		}
+		i++
+	}
+	if len(k) == 0 {
+		return "", 0, false // nothing to normalise: the text is its own key
+	}
+	n = b.Len()
+	b.WriteByte(0)
+	b.Write(k)
+	return b.String(), n, true
+}
+
+// constantKind is the kind of constant c (see templateOf).
+func constantKind(c string) byte {
+	if c[0] == '\'' {
+		return 's'
+	}
+	// Leading zeros are allowed; past int64 it is a numeric anyway.
+	v, err := strconv.ParseInt(c, 10, 64)
+	if err != nil || v > 1<<31-1 {
+		return 'f'
+	}
+	return 'i'
+}
+
+// constantEnd returns where the constant starting at i ends: digits, or a
+// quoted string of the plain kind templateOf accepts.
+func constantEnd(sql string, i int) (int, bool) {
+	if sql[i] != '\'' {
+		j := i
+		for j < len(sql) && isDigit(sql[j]) {
+			j++
+		}
+		return j, true
+	}
+	for j := i + 1; j < len(sql); j++ {
+		switch sql[j] {
+		case '\'':
+			return j + 1, true
+		case '\\', '\n', '\r':
+			return 0, false
+		}
+	}
+	return 0, false // unterminated
+}
+
+// constantBefore reports whether what precedes the constant at i leaves it a
+// token of its own, unsigned.
+func constantBefore(sql string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	switch sql[i-1] {
+	case ' ', '\t', '\n', '\r', '(', '[', ',', ':', '=', '<', '>':
+	default:
+		return false
+	}
+	j := i - 1
+	for j >= 0 && isSpace(sql[j]) {
+		j--
+	}
+	return j < 0 || sql[j] != '-' && sql[j] != '+'
+}
+
+// constantAfter reports whether what follows a constant ending at end
+// leaves it a token of its own that nothing subscripts or continues.
+func constantAfter(sql string, end int) bool {
+	if end == len(sql) {
+		return true
+	}
+	switch sql[end] {
+	case ' ', '\t', '\n', '\r', ')', ',', ';', ':', ']':
+	default:
+		return false
+	}
+	j := end
+	for j < len(sql) && isSpace(sql[j]) {
+		j++
+	}
+	return j == len(sql) || sql[j] != '[' && sql[j] != '.' && sql[j] != '\''
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// isIdentChar reports whether c can continue an identifier (or a number):
+// PostgreSQL's ident_cont, with every byte of a multi-byte character.
+func isIdentChar(c byte) bool {
+	return c == '_' || c == '$' || c >= 0x80 || isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'z'
+}

@@ -1,0 +1,256 @@
+package pg
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func TestTemplateOf(t *testing.T) {
+	for _, tc := range []struct {
+		sql, template, kinds string
+	}{
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 42", "SELECT abalance FROM pgbench_accounts WHERE aid = $1", "i"},
+		{"UPDATE t SET a = 'x', b = 007 WHERE id IN (1,2) LIMIT 3", "UPDATE t SET a = $1, b = $2 WHERE id IN ($3,$4) LIMIT $5", "siiii"},
+		{"SELECT * FROM t WHERE id = 99999999999", "SELECT * FROM t WHERE id = $1", "f"},
+		{"SELECT * FROM t WHERE id = 2147483647", "SELECT * FROM t WHERE id = $1", "i"},
+		{"SELECT * FROM t WHERE id = 2147483648", "SELECT * FROM t WHERE id = $1", "f"},
+		{"SELECT x::int FROM t WHERE a[1:2] = '{}'::int[]", "SELECT x::int FROM t WHERE a[$1:$2] = $3::int[]", "iis"},
+		{"SELECT t1.c2 FROM t1 WHERE c3 >= 5;", "SELECT t1.c2 FROM t1 WHERE c3 >= $1;", "i"},
+		{"SELECT 'ünïcode' FROM t", "SELECT $1 FROM t", "s"},
+		// Nothing to replace: the text is its own key.
+		{"SELECT a FROM t", "", ""},
+		// Refused: a constant's token could join or change with what is
+		// around it, or the lexer leaves its initial state.
+		{"SELECT -5", "", ""},
+		{"SELECT a - 5 FROM t", "", ""},
+		{"SELECT +5", "", ""},
+		{"SELECT 1.5", "", ""},
+		{"SELECT .5", "", ""},
+		{"SELECT 1e5", "", ""},
+		{"SELECT 1_000", "", ""},
+		{"SELECT 0x1F", "", ""},
+		{"SELECT E'a'", "", ""},
+		{"SELECT U&'a'", "", ""},
+		{"SELECT U&$1", "", ""},
+		{"SELECT B'101'", "", ""},
+		{"SELECT int4 '5'", "SELECT int4 $1", "s"}, // kept; Normalize fails on it, so no entry is made
+		{"SELECT 'a' 'b'", "", ""},
+		{"SELECT 'a'\n'b'", "", ""},
+		{"SELECT 'it''s'", "", ""},
+		{"SELECT 'a\\'", "", ""},
+		{"SELECT 'a\nb'", "", ""},
+		{"SELECT 'open", "", ""},
+		{"SELECT '{1}'[1]", "", ""},
+		{"SELECT '{1}' [1]", "", ""},
+		{"SELECT '(1,2)'.x", "", ""},
+		{"SELECT 5(", "", ""},
+		{"SELECT \"x\" FROM t WHERE a = 1", "", ""},
+		{"SELECT 1 -- 2", "", ""},
+		{"SELECT 1 /* 2 */", "", ""},
+		{"SELECT $1, 2", "", ""},
+		{"SELECT $$a$$, 2", "", ""},
+		{"SELECT 1\x00", "", ""},
+		{"SELECT '\xff'", "", ""},
+		{"5", "", ""},
+	} {
+		tmpl, kinds, ok := templateOf(tc.sql)
+		if tmpl != tc.template || kinds != tc.kinds || ok != (tc.template != "") {
+			t.Errorf("templateOf(%q) = %q, %q, %v; want %q, %q", tc.sql, tmpl, kinds, ok, tc.template, tc.kinds)
+		}
+	}
+}
+
+// variant returns sql with every constant that templateOf replaces changed
+// to another of the same kind.
+func variant(sql string) string {
+	tmpl, kinds, ok := templateOf(sql)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	k := 0
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '$' {
+			b.WriteByte(tmpl[i])
+			continue
+		}
+		for i+1 < len(tmpl) && isDigit(tmpl[i+1]) {
+			i++
+		}
+		switch kinds[k] {
+		case 'i':
+			b.WriteString([]string{"7", "0", "2147483647", "0042"}[k%4])
+		case 'f':
+			b.WriteString("12345678901234567890")
+		default:
+			b.WriteString([]string{"'zz'", "''", "'4111 1111 1111 1111'", "'(\"x\")--/*'"}[k%4])
+		}
+		k++
+	}
+	return b.String()
+}
+
+// checkTemplate holds templateOf to Normalize for sql: where Normalize
+// returns sql's template, a text with other constants of the same kinds
+// must normalise to it too, and analyse as its own text does.
+func checkTemplate(t *testing.T, a *Analyzer, sql string) bool {
+	t.Helper()
+	tmpl, kinds, ok := templateOf(sql)
+	if !ok {
+		return false
+	}
+	if norm, err := pg_query.Normalize(sql); err != nil || norm != tmpl {
+		return false // Analyze makes no entry under the template
+	}
+	v := variant(sql)
+	if vt, vk, ok := templateOf(v); !ok || vt != tmpl || vk != kinds {
+		t.Fatalf("variant %q of %q has template %q, %q, %v", v, sql, vt, vk, ok)
+	}
+	if norm, err := pg_query.Normalize(v); err != nil || norm != tmpl {
+		t.Fatalf("%q has template %q, but its variant %q normalises to %q (%v)", sql, tmpl, v, norm, err)
+	}
+	if a != nil {
+		a.Analyze(sql)
+		got, _ := a.Analyze(v)
+		want := analyzeText(v, false)
+		if !reflect.DeepEqual(got.Statements, want.Statements) {
+			g, _ := json.Marshal(got.Statements)
+			w, _ := json.Marshal(want.Statements)
+			t.Fatalf("%q found by template:\ngot  %s\nwant %s", v, g, w)
+		}
+	}
+	return true
+}
+
+// TestTemplatesMatchNormalize runs checkTemplate over statements of every
+// shape the guardrail corpus and the normaliser's special cases hold.
+func TestTemplatesMatchNormalize(t *testing.T) {
+	texts := []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+		"UPDATE pgbench_accounts SET abalance = abalance + 5 WHERE aid = 7",
+		"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)",
+		"SELECT id, pan FROM payments WHERE id = 1 ORDER BY 1",
+		"SELECT id, pan FROM payments ORDER BY 2",
+		"SELECT id, pan FROM payments ORDER BY 'x'",
+		"SELECT id FROM payments GROUP BY 1",
+		"SELECT id + 1 FROM payments GROUP BY id + 1",
+		"SELECT id + 1 FROM payments GROUP BY id + 2",
+		"SELECT DISTINCT ON (1) id, pan FROM payments",
+		"SELECT CAST(pan AS varchar(10)) FROM payments WHERE id = 3",
+		"SELECT x::numeric(10, 2) FROM t WHERE y = 'a'",
+		"SELECT * FROM payments LIMIT 10 OFFSET 20",
+		"SELECT * FROM payments WHERE id IN (1, 2, 3) AND note LIKE 'a%' ESCAPE '!'",
+		"SELECT * FROM payments WHERE created > now() - interval '1 day'",
+		"SELECT set_config('log_statement', 'none', false)",
+		"SET search_path = 'a'",
+		"SET work_mem = 64",
+		"EXPLAIN (ANALYZE false) DELETE FROM payments WHERE id = 1",
+		"CREATE TABLE t (a int DEFAULT 5, b varchar(20))",
+		"CREATE ROLE r PASSWORD 'x' CONNECTION LIMIT 5",
+		"COPY (SELECT * FROM payments WHERE id = 5) TO STDOUT",
+		"NOTIFY c, 'payload'",
+		"DO 'BEGIN END'",
+		"SELECT pg_sleep(5)",
+		"SELECT * FROM payments FETCH FIRST 5 ROWS ONLY",
+		"SELECT 1; DELETE FROM payments WHERE id = 2",
+		"SELECT * FROM t WHERE a BETWEEN 1 AND 2",
+		"SELECT CASE WHEN a = 1 THEN 'x' ELSE 'y' END FROM t",
+		"SELECT * FROM t WHERE ts AT TIME ZONE 'UTC' > '2020-01-01'",
+		"SELECT row_number() OVER (ORDER BY 1) FROM t",
+		"SELECT * FROM t TABLESAMPLE system (10) REPEATABLE (3)",
+		"VALUES (1, 'a'), (2, 'b')",
+		"SELECT ARRAY[1, 2][1]",
+		"PREPARE p AS SELECT 1; EXECUTE p(5)",
+	}
+	f, err := os.Open(filepath.Join("..", "..", "..", "..", "shared", "corpus", "pg-guardrails.jsonl"))
+	if err != nil {
+		t.Fatalf("the guardrail corpus: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var c struct{ SQL string }
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, c.SQL)
+	}
+	a := NewAnalyzer(1000)
+	checked := 0
+	for _, sql := range texts {
+		if checkTemplate(t, a, sql) {
+			checked++
+		}
+	}
+	t.Logf("%d of %d texts checked by template", checked, len(texts))
+	// Most of the list has a template the normaliser agrees with.
+	if checked < 20 {
+		t.Errorf("%d texts checked by template, want at least 20", checked)
+	}
+}
+
+// TestAnalyzeByTemplate checks that a text like one analysed before but
+// for its constants skips the normaliser, and that one whose constants
+// differ in kind, or whose normalised text is not its template, does not.
+func TestAnalyzeByTemplate(t *testing.T) {
+	a := NewAnalyzer(100)
+	calls := 0
+	a.normalize = func(sql string) (string, error) {
+		calls++
+		return pg_query.Normalize(sql)
+	}
+	for _, step := range []struct {
+		sql   string
+		calls int
+	}{
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 42", 1},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 43", 1},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 43", 1}, // the text itself
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = '43'", 2},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = '44'", 2},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 99999999999", 3},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 88888888888", 3},
+		// ORDER BY 1 stays in the normalised text: no template entry.
+		{"SELECT aid FROM pgbench_accounts ORDER BY 1", 4},
+		{"SELECT aid FROM pgbench_accounts ORDER BY 2", 5},
+		// A number past 32 bits is a numeric, which the normaliser does
+		// replace in ORDER BY: its template must not serve a position.
+		{"SELECT aid FROM pgbench_accounts ORDER BY 99999999999", 6},
+		{"SELECT aid FROM pgbench_accounts ORDER BY 3", 7},
+		// A position: the facts depend on it, so it is not shared.
+		{"SELECT DISTINCT ON (1) aid, abalance FROM pgbench_accounts", 8},
+		{"SELECT DISTINCT ON (2) aid, abalance FROM pgbench_accounts", 9},
+	} {
+		got, _ := a.Analyze(step.sql)
+		if calls != step.calls {
+			t.Errorf("after %q: %d calls to the normaliser, want %d", step.sql, calls, step.calls)
+		}
+		if want := analyzeText(step.sql, false); !reflect.DeepEqual(got.Statements, want.Statements) {
+			t.Errorf("%q: analysis differs from its text's own", step.sql)
+		}
+	}
+}
+
+// FuzzTemplateOf holds templateOf to the normaliser on arbitrary text.
+func FuzzTemplateOf(f *testing.F) {
+	for _, s := range []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+		"SELECT * FROM t WHERE a = 'x' AND b IN (1, 2) LIMIT 3",
+		"SELECT id FROM payments ORDER BY 'x', 2",
+		"SELECT id + 1 FROM payments GROUP BY id + 1",
+		"SELECT x::varchar(10) FROM t WHERE y = 2147483648",
+		"SELECT U&'a', 1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sql string) {
+		checkTemplate(t, nil, sql)
+	})
+}
