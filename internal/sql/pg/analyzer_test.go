@@ -345,8 +345,8 @@ func errorsAs(err error, se **SyntaxError) bool {
 }
 
 // TestCacheAgrees checks the cache invariant: whatever path an analysis
-// takes (exact hit, normalised hit, raw fallback), it equals an uncached
-// analysis of the same text.
+// takes (exact hit, template hit, normalised hit, raw fallback), it equals
+// an uncached analysis of the same text.
 func TestCacheAgrees(t *testing.T) {
 	texts := []string{
 		// Literal texts equal to the normalised form of later ones: their
