@@ -66,7 +66,7 @@ type Log struct {
 type request struct {
 	ev   Event        // canonical, for re-stamping (see restamp)
 	rec  store.Record // without Index and Hash
-	done chan result  // buffered: the committer never blocks on a caller
+	done chan result  // buffered: the committer never blocks on a caller; nil when lazy
 	// lazy requests (AppendAfter) do not start a commit of their own: they
 	// ride along with the next waited-for append, or are committed once
 	// they are lazyDelay old.
@@ -235,7 +235,11 @@ func (l *Log) AppendAfter(ev Event) error {
 // enqueue stamps, encodes and queues ev. A waited-for event with no commit
 // in progress is committed before enqueue returns (see Append).
 func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
-	req := &request{done: make(chan result, 1), lazy: lazy}
+	req := &request{lazy: lazy}
+	if !lazy {
+		// Nothing waits on a lazy event's result: it needs no channel.
+		req.done = make(chan result, 1)
+	}
 	// Normalising (re-encoding the facts, sorting tables) does not depend
 	// on the time: do it before taking the lock.
 	ce, err := ev.canonical(&l.facts)
@@ -457,7 +461,9 @@ func (l *Log) commit(batch []*request, window *request) {
 		l.failure.lastErr = err.Error()
 		l.mu.Unlock()
 		for _, r := range batch {
-			r.done <- result{err: fmt.Errorf("audit: event not recorded: %w", err)}
+			if r.done != nil {
+				r.done <- result{err: fmt.Errorf("audit: event not recorded: %w", err)}
+			}
 		}
 		return
 	}
@@ -472,7 +478,9 @@ func (l *Log) commit(batch []*request, window *request) {
 		recs = recs[1:]
 	}
 	for i, r := range batch {
-		r.done <- result{index: recs[i].Index}
+		if r.done != nil {
+			r.done <- result{index: recs[i].Index}
+		}
 	}
 }
 
