@@ -12,8 +12,11 @@ import (
 	sqlpg "github.com/gatehouse/gatehouse/internal/sql/pg"
 )
 
-// analysisCacheSize bounds the analyser's cache of normalised statements.
-const analysisCacheSize = 4096
+// analysisCacheSize bounds the analyser's cache of normalised statements:
+// 4,096 statements that differ in their constants, each under its
+// normalised text and its template (see sqlpg.Analyzer), the two sharing
+// one analysis.
+const analysisCacheSize = 8192
 
 // Policies compiles the config's rules once per connection, each with that
 // connection's default action. Errors carry the rule's file:line.
