@@ -123,7 +123,7 @@ func constantEnd(sql string, i int) (int, bool) {
 		switch sql[j] {
 		case '\'':
 			return j + 1, true
-		case '\\', '\n', '\r':
+		case '\\', '\n', '\r', 0:
 			return 0, false
 		}
 	}

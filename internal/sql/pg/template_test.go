@@ -57,6 +57,7 @@ func TestTemplateOf(t *testing.T) {
 		{"SELECT $1, 2", "", ""},
 		{"SELECT $$a$$, 2", "", ""},
 		{"SELECT 1\x00", "", ""},
+		{"SELECT 'a\x00b'", "", ""},
 		{"SELECT '\xff'", "", ""},
 		{"5", "", ""},
 	} {
