@@ -49,7 +49,7 @@ func (e *SyntaxError) Error() string {
 // engineered.
 //
 // Normalize is a cgo call that parses the text; a statement run again with
-// other constants first looks for its template (see templateOf), a key
+// other constants first looks for its template (see templateKeyOf), a key
 // made in Go of the text Normalize would return and the kinds of the
 // constants it would replace. An analysis is filed under a template only
 // once Normalize has returned that very template for a text, and found
@@ -95,7 +95,7 @@ func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
 		return an, an.syntaxError()
 	}
 	// A text like one analysed before but for its constants finds that
-	// analysis under its template without the normaliser (see templateOf).
+	// analysis under its template without the normaliser (see templateKeyOf).
 	key, n, templated := templateKeyOf(sql)
 	if templated {
 		if an, ok := a.get(key); ok {

@@ -6,13 +6,17 @@ import (
 	"unicode/utf8"
 )
 
-// templateOf returns the text pg_query.Normalize would make of sql when
-// sql is simple enough to tell without the server's lexer, and the kinds of
-// the constants it replaced, one byte each: 'i' for an integer that fits
-// in 32 bits, 'f' for one that does not (the lexer makes it a numeric),
-// 's' for a string. Otherwise ok is false.
+// templateKeyOf returns the key Analyze files sql's template under, when
+// sql is simple enough to tell its template without the server's lexer:
+// the template (the text pg_query.Normalize would make of sql), a NUL
+// (which keeps the key apart from every text: Analyze looks up no text
+// holding one), and the kinds of the constants it replaced, one byte
+// each: 'i' for an integer that fits in 32 bits, 'f' for one that does not
+// (the lexer makes it a numeric), 's' for a string. n is the template's
+// length: the key is one allocation, the template a prefix of it.
+// Otherwise ok is false.
 //
-// Analyze uses it as a key for analyses it has already made: a statement
+// Analyze files analyses it has already made under the key: a statement
 // run again with other constants then costs no call to the normaliser (a
 // cgo call: 8% of the gateway's CPU under pgbench, where every statement
 // differs from the last in a constant). It is a key, not a normaliser: an
@@ -38,18 +42,6 @@ import (
 //
 // TestTemplatesMatchNormalize, FuzzTemplateOf and FuzzAnalyze hold the
 // keys to pg_query's normaliser.
-func templateOf(sql string) (template, kinds string, ok bool) {
-	key, n, ok := templateKeyOf(sql)
-	if !ok {
-		return "", "", false
-	}
-	return key[:n], key[n+1:], true
-}
-
-// templateKeyOf returns the key Analyze files sql's template under: the
-// template, a NUL (which keeps it apart from every text: Analyze looks up
-// no text holding one) and the kinds of its constants; and the template's
-// length. One allocation, the template a prefix of the key.
 func templateKeyOf(sql string) (key string, n int, ok bool) {
 	if len(sql) > maxCachedText || !utf8.ValidString(sql) {
 		return "", 0, false
@@ -96,7 +88,7 @@ func templateKeyOf(sql string) (key string, n int, ok bool) {
 	return b.String(), n, true
 }
 
-// constantKind is the kind of constant c (see templateOf).
+// constantKind is the kind of constant c (see templateKeyOf).
 func constantKind(c string) byte {
 	if c[0] == '\'' {
 		return 's'
@@ -110,7 +102,7 @@ func constantKind(c string) byte {
 }
 
 // constantEnd returns where the constant starting at i ends: digits, or a
-// quoted string of the plain kind templateOf accepts.
+// quoted string of the plain kind templateKeyOf accepts.
 func constantEnd(sql string, i int) (int, bool) {
 	if sql[i] != '\'' {
 		j := i
