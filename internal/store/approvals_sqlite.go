@@ -13,7 +13,7 @@ func (s *SQLite) CreateApproval(ctx context.Context, a Approval) error {
 	if err := checkApproval(a); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
 		a.ID, a.Status, a.Principal, a.Connection, a.Holder, a.Created.UnixNano(), a.Expires.UnixNano(), string(a.Data))
 	// modernc reports a primary key violation only in the message text.
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
@@ -52,7 +52,7 @@ func (s *SQLite) UpdateApproval(ctx context.Context, a Approval) error {
 	if err := checkApproval(a); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE approvals SET status = ?, principal = ?, connection = ?, holder = ?,
+	res, err := s.exec(ctx, `UPDATE approvals SET status = ?, principal = ?, connection = ?, holder = ?,
 		expires = ?, data = ?, version = version + 1 WHERE id = ? AND version = ?`,
 		a.Status, a.Principal, a.Connection, a.Holder, a.Expires.UnixNano(), string(a.Data), a.ID, a.Version)
 	if err == nil {

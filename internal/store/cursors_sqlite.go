@@ -29,7 +29,7 @@ func (s *SQLite) AdvanceExportCursor(ctx context.Context, name string, from, to 
 		return err
 	}
 	var n int64
-	res, err := s.db.ExecContext(ctx, cursorAdvanceSQL(from, func(i int) string { return "?" + strconv.Itoa(i) }), name, to, time.Now().UnixNano(), from)
+	res, err := s.exec(ctx, cursorAdvanceSQL(from, func(i int) string { return "?" + strconv.Itoa(i) }), name, to, time.Now().UnixNano(), from)
 	if err == nil {
 		n, err = res.RowsAffected()
 	}

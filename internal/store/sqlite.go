@@ -23,6 +23,7 @@ type SQLite struct {
 	db     *sql.DB
 	app    *sqliteConn // AppendEvents' own connection
 	chunks *sqliteConn // AppendChunk's
+	turns  writeTurns  // taken by every write transaction, on any connection
 	path   string
 	// firstAt is narrowTime's bisection on this database, built once.
 	firstAt func(context.Context, time.Time, bool) (int64, bool, error)
@@ -60,7 +61,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, turns: newWriteTurns()}
 	s.firstAt = bisector("?1", sql.ErrNoRows, func(ctx context.Context, query string, args ...any) scanner {
 		return s.db.QueryRowContext(ctx, query, args...)
 	})
@@ -68,11 +69,11 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	if s.app, err = openSQLiteConn(path, appendSQL); err != nil {
+	if s.app, err = openSQLiteConn(path, s.turns, appendSQL); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	if s.chunks, err = openSQLiteConn(path, chunkSQL); err != nil {
+	if s.chunks, err = openSQLiteConn(path, s.turns, chunkSQL); err != nil {
 		s.app.close()
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
@@ -85,7 +86,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
@@ -115,7 +116,13 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	return nil
 }
 
+// tx runs fn in a write transaction on the pool, in its turn (writeTurns).
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	release, err := s.turns.take(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -125,6 +132,16 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one writing statement on the pool, in its turn (writeTurns).
+func (s *SQLite) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := s.turns.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.db.ExecContext(ctx, query, args...)
 }
 
 // AppendEvents implements Store.
@@ -177,7 +194,7 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 
 // PutCheckpoint implements Store.
 func (s *SQLite) PutCheckpoint(ctx context.Context, c Checkpoint) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_checkpoints (size, created, note) VALUES (?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO audit_checkpoints (size, created, note) VALUES (?, ?, ?)`,
 		c.Size, c.Time.UnixNano(), string(c.Note))
 	if err != nil {
 		return fmt.Errorf("store: put checkpoint: %w", err)
@@ -263,12 +280,13 @@ func (s *SQLite) Close() error {
 // prepared for the store's lifetime and binds from a buffer it keeps.
 //
 // Writes through one sqliteConn run one at a time, which is all its callers
-// ask for: audit.Log has one committer, a recording one writer. Other
-// writers to the same file (the other connections, another process) are
-// serialised by SQLite's write lock, and the reads under it (the audit head,
-// a recording's chunk count) catch their writes.
+// ask for: audit.Log has one committer, a recording one writer. Writers on
+// the store's other connections wait their turn with it (writeTurns),
+// another process's for SQLite's write lock; the reads under the lock (the
+// audit head, a recording's chunk count) catch their writes.
 type sqliteConn struct {
 	mu    sync.Mutex // guards every field; held for a whole transaction
+	turns writeTurns // the store's, taken for each transaction after mu
 	tls   *libc.TLS
 	db    uintptr   // sqlite3*; 0 once closed
 	stmts []uintptr // txSQL's, then the caller's
@@ -317,8 +335,8 @@ var appendSQL = []string{
 // must be current, and prepares txSQL's statements and then sqls. Its
 // pragmas are the pool's: WAL is a property of the file, synchronous=FULL is
 // set here, per connection.
-func openSQLiteConn(path string, sqls []string) (_ *sqliteConn, err error) {
-	a := &sqliteConn{tls: libc.NewTLS()}
+func openSQLiteConn(path string, turns writeTurns, sqls []string) (_ *sqliteConn, err error) {
+	a := &sqliteConn{turns: turns, tls: libc.NewTLS()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -466,6 +484,11 @@ func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	release, err := a.turns.take(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if ctx.Done() != nil {
 		// The deferred wait makes sure the interrupt cannot land on a later
 		// transaction.
@@ -483,7 +506,7 @@ func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 	if err := a.stepLocked(stmtBegin); err != nil {
 		return a.ctxErr(ctx, err)
 	}
-	err := fn()
+	err = fn()
 	if err == nil {
 		err = a.stepLocked(stmtCommit)
 	}

@@ -131,7 +131,7 @@ func (a *sqliteConn) appendChunkLocked(c Chunk) error {
 
 // FinishRecording implements Store.
 func (s *SQLite) FinishRecording(ctx context.Context, r Recording) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE recordings SET ended = ?, bytes = ?, truncated = ? WHERE session_id = ?`,
+	res, err := s.exec(ctx, `UPDATE recordings SET ended = ?, bytes = ?, truncated = ? WHERE session_id = ?`,
 		unixOrZero(r.Ended), r.Bytes, r.Truncated, r.SessionID)
 	if err == nil {
 		var n int64
