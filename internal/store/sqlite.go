@@ -118,11 +118,10 @@ func (s *SQLite) migrate(ctx context.Context) error {
 
 // tx runs fn in a write transaction on the pool, in its turn (writeTurns).
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	release, err := s.turns.take(ctx)
-	if err != nil {
+	if err := s.turns.take(ctx); err != nil {
 		return err
 	}
-	defer release()
+	defer s.turns.release()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -136,11 +135,10 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // exec runs one writing statement on the pool, in its turn (writeTurns).
 func (s *SQLite) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	release, err := s.turns.take(ctx)
-	if err != nil {
+	if err := s.turns.take(ctx); err != nil {
 		return nil, err
 	}
-	defer release()
+	defer s.turns.release()
 	return s.db.ExecContext(ctx, query, args...)
 }
 
@@ -484,11 +482,10 @@ func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	release, err := a.turns.take(ctx)
-	if err != nil {
+	if err := a.turns.take(ctx); err != nil {
 		return err
 	}
-	defer release()
+	defer a.turns.release()
 	if ctx.Done() != nil {
 		// The deferred wait makes sure the interrupt cannot land on a later
 		// transaction.
@@ -506,7 +503,7 @@ func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 	if err := a.stepLocked(stmtBegin); err != nil {
 		return a.ctxErr(ctx, err)
 	}
-	err = fn()
+	err := fn()
 	if err == nil {
 		err = a.stepLocked(stmtCommit)
 	}

@@ -26,24 +26,26 @@ func newWriteTurns() writeTurns { return make(writeTurns, 1) }
 // errWriteTurnTimeout is take's error once SQLiteBusyTimeout has passed.
 var errWriteTurnTimeout = errors.New("sqlite: timed out waiting for this process's other writes")
 
-// take waits for the write turn, at most SQLiteBusyTimeout, and returns the
-// function that gives it back. The caller must call it once its
-// transaction has committed or rolled back.
-func (w writeTurns) take(ctx context.Context) (release func(), err error) {
-	release = func() { <-w }
+// take waits for the write turn, at most SQLiteBusyTimeout. A nil error
+// means the caller holds it and must release it once its transaction has
+// committed or rolled back.
+func (w writeTurns) take(ctx context.Context) error {
 	select {
 	case w <- struct{}{}:
-		return release, nil
+		return nil
 	default:
 	}
 	wait := time.NewTimer(SQLiteBusyTimeout)
 	defer wait.Stop()
 	select {
 	case w <- struct{}{}:
-		return release, nil
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-wait.C:
-		return nil, fmt.Errorf("%w for %s (is the disk slow?)", errWriteTurnTimeout, SQLiteBusyTimeout)
+		return fmt.Errorf("%w for %s (is the disk slow?)", errWriteTurnTimeout, SQLiteBusyTimeout)
 	}
 }
+
+// release gives the turn to the next writer waiting, if any.
+func (w writeTurns) release() { <-w }

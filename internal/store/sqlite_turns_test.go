@@ -116,19 +116,17 @@ func slowIndex(t *testing.T, s *SQLite, d time.Duration) {
 // back.
 func TestWriteTurnsCancel(t *testing.T) {
 	turns := newWriteTurns()
-	release, err := turns.take(context.Background())
-	if err != nil {
+	if err := turns.take(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := turns.take(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := turns.take(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("take while held: %v, want %v", err, context.DeadlineExceeded)
 	}
-	release()
-	release, err = turns.take(context.Background())
-	if err != nil {
+	turns.release()
+	if err := turns.take(context.Background()); err != nil {
 		t.Fatalf("take after release: %v", err)
 	}
-	release()
+	turns.release()
 }
