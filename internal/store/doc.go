@@ -25,7 +25,10 @@
 // prepared once (modernc's database/sql driver parses SQL on every
 // execution). Every secondary index costs each indexed event a b-tree
 // insert; see migrations/*/0001_audit.sql and *_audit_rare_decisions.sql for
-// which filters have one (partial indexes, for the rare values).
+// which filters have one (partial indexes, for the rare values). On SQLite,
+// session and principal filters have none: they read blocks of 1,024
+// events that the session (principal) appears in, listed once per block
+// (sqlite/0009_audit_owner_blocks.sql, buildEvents).
 //
 // Index order is time order: AppendEvents refuses, as a conflict that
 // carries the log's last time, a batch stamped earlier than the log's last

@@ -184,8 +184,10 @@ func (p *Postgres) Events(ctx context.Context, q Query) ([]Record, error) {
 	if err != nil || none {
 		return nil, err
 	}
-	query, args := buildEvents(q, func(n int) string { return "$" + strconv.Itoa(n) },
-		`COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM audit_event_tables t WHERE t.idx = e.idx), '[]')::text`)
+	query, args := buildEvents(q, eventsDialect{
+		ph:         func(n int) string { return "$" + strconv.Itoa(n) },
+		tablesExpr: `COALESCE((SELECT json_agg(t.name ORDER BY t.name) FROM audit_event_tables t WHERE t.idx = e.idx), '[]')::text`,
+	})
 	rows, err := p.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events: %w", err)

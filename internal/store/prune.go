@@ -71,6 +71,13 @@ func (s *SQLite) PruneEvents(ctx context.Context, p Prune) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_event_tables WHERE idx < ?`, p.Head.Size); err != nil {
 			return err
 		}
+		// Only blocks wholly below: the one the marker cuts still has
+		// events above it.
+		for _, blocks := range []string{"audit_session_blocks", "audit_principal_blocks"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+blocks+` WHERE block < ?`, p.Head.Size>>ownerBlockShift); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE idx < ?`, p.Head.Size)
 		return err
 	})

@@ -168,6 +168,13 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 	return h, err
 }
 
+// sqliteEvents is the SQLite dialect of buildEvents.
+var sqliteEvents = eventsDialect{
+	ph:          func(int) string { return "?" },
+	tablesExpr:  `(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`,
+	ownerBlocks: true,
+}
+
 // Events implements Store. A time range becomes a range of indexes first
 // (see narrowTime), which the primary key finds; buildEvents' conditions on
 // time stay, redundant here.
@@ -176,8 +183,7 @@ func (s *SQLite) Events(ctx context.Context, q Query) ([]Record, error) {
 	if err != nil || none {
 		return nil, err
 	}
-	query, args := buildEvents(q, func(int) string { return "?" },
-		`(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`)
+	query, args := buildEvents(q, sqliteEvents)
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events: %w", err)
@@ -295,6 +301,8 @@ type sqliteConn struct {
 	// pins keep allocator mappings of the size classes SQLite's b-tree
 	// balancing borrows from (see pinSizeClassesLocked).
 	pins []uintptr
+	// blocks are the owner-block rows written (AppendEvents' connection).
+	blocks ownerBlockMemo
 }
 
 // Statements every sqliteConn prepares first: transaction control.
@@ -318,15 +326,19 @@ const (
 	stmtTable
 	stmtSetHead
 	stmtLastTime
+	stmtSessionBlock
+	stmtPrincipalBlock
 )
 
 var appendSQL = []string{
 	stmtHead - numTxStmts: `SELECT size, hashes FROM audit_head WHERE id = 1`,
 	stmtEvent - numTxStmts: `INSERT INTO audit_events (idx, ts, kind, session_id, principal, connection, decision, outcome, data, hash)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`,
-	stmtTable - numTxStmts:    `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
-	stmtSetHead - numTxStmts:  `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
-	stmtLastTime - numTxStmts: `SELECT ts FROM audit_events WHERE idx = ?1`,
+	stmtTable - numTxStmts:          `INSERT INTO audit_event_tables (name, idx) VALUES (?1, ?2)`,
+	stmtSetHead - numTxStmts:        `UPDATE audit_head SET size = ?1, hashes = ?2 WHERE id = 1`,
+	stmtLastTime - numTxStmts:       `SELECT ts FROM audit_events WHERE idx = ?1`,
+	stmtSessionBlock - numTxStmts:   `INSERT OR IGNORE INTO audit_session_blocks (session_id, block) VALUES (?1, ?2)`,
+	stmtPrincipalBlock - numTxStmts: `INSERT OR IGNORE INTO audit_principal_blocks (principal, block) VALUES (?1, ?2)`,
 }
 
 // openSQLiteConn opens a connection on the database at path, whose schema
@@ -508,6 +520,7 @@ func (a *sqliteConn) transact(ctx context.Context, fn func() error) error {
 		err = a.stepLocked(stmtCommit)
 	}
 	if err != nil {
+		a.blocks.forget() // they may have been rolled back
 		// Every statement has been reset, so the rollback runs even after an
 		// interrupt. A failed COMMIT may already have rolled back.
 		if sqlite3.Xsqlite3_get_autocommit(a.tls, a.db) == 0 {
@@ -591,6 +604,9 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 		p, n = w.putBytes(r.Hash[:])
 		sqlite3.Xsqlite3_bind_blob(tls, ev, 10, p, n, 0)
 		if err := a.stepLocked(stmtEvent); err != nil {
+			return err
+		}
+		if err := a.blockOwnersLocked(r); err != nil {
 			return err
 		}
 		for _, t := range uniqueTables(*r) {

@@ -80,7 +80,7 @@ func TestRareValuesUseTheirIndexes(t *testing.T) {
 		{Query{Decision: "allow"}, ""},
 		{Query{Outcome: "success"}, ""},
 	} {
-		query, args := buildEvents(tc.q, func(int) string { return "?" }, "'[]'")
+		query, args := buildEvents(tc.q, sqliteEvents)
 		plan := strings.Join(queryPlan(t, s, query, args...), "\n")
 		if tc.index != "" && !strings.Contains(plan, "USING INDEX "+tc.index) {
 			t.Errorf("%+v: plan does not use %s:\n%s", tc.q, tc.index, plan)

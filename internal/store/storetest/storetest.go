@@ -43,6 +43,7 @@ func Run(t *testing.T, newDB func(t *testing.T) DB) {
 		{"Conflict", testConflict},
 		{"BadAppend", testBadAppend},
 		{"Query", testQuery},
+		{"OwnerQueries", testOwnerQueries},
 		{"TimeRanges", testTimeRanges},
 		{"TimeOrder", testTimeOrder},
 		{"Checkpoints", testCheckpoints},
