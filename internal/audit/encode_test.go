@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,6 +396,34 @@ func BenchmarkMarshalEvent(b *testing.B) {
 	for b.Loop() {
 		if _, err := marshal(e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCanonicalTables checks that an event's tables come out sorted and
+// without duplicates, that the caller's slice is left as it was, and that
+// tables already in order are kept without a copy.
+func TestCanonicalTables(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"payments"}, []string{"payments"}},
+		{[]string{"orders", "payments"}, []string{"orders", "payments"}},
+		{[]string{"payments", "orders"}, []string{"orders", "payments"}},
+		{[]string{"orders", "orders"}, []string{"orders"}},
+		{[]string{"b", "a", "b", "c", "a"}, []string{"a", "b", "c"}},
+	} {
+		in := append([]string(nil), tc.in...)
+		ce, err := Event{Kind: KindStatement, Tables: in}.canonical(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ce.Tables, tc.want) {
+			t.Errorf("canonical tables of %q = %q, want %q", tc.in, ce.Tables, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("canonical changed the caller's tables %q to %q", tc.in, in)
+		}
+		if copied := &ce.Tables[0] != &in[0]; copied != !slices.Equal(tc.in, tc.want) {
+			t.Errorf("tables %q: copied %v, want a copy only when they are out of order", tc.in, copied)
 		}
 	}
 }

@@ -369,8 +369,16 @@ func decodeHashes(b []byte) ([]tlog.Hash, error) {
 }
 
 // uniqueTables returns r.Tables without duplicates, so the (name, idx) key
-// cannot make an append fail.
+// cannot make an append fail: r.Tables itself when it is in strictly
+// increasing order, as Record asks and the audit log writes it.
 func uniqueTables(r Record) []string {
+	increasing := true
+	for i := 1; i < len(r.Tables) && increasing; i++ {
+		increasing = r.Tables[i-1] < r.Tables[i]
+	}
+	if increasing {
+		return r.Tables
+	}
 	seen := make(map[string]bool, len(r.Tables))
 	var out []string
 	for _, t := range r.Tables {
