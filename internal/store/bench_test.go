@@ -53,7 +53,6 @@ func BenchmarkAppendEvents(b *testing.B) {
 func BenchmarkAppendEventsIndexCost(b *testing.B) {
 	for _, drop := range []string{
 		"",
-		"audit_event_tables_idx",
 		"audit_events_rare_kind,audit_events_rare_decision,audit_events_rare_outcome",
 	} {
 		name := "full"

@@ -73,8 +73,8 @@ func (s *SQLite) PruneEvents(ctx context.Context, p Prune) error {
 		}
 		// Only blocks wholly below: the one the marker cuts still has
 		// events above it.
-		for _, blocks := range []string{"audit_session_blocks", "audit_principal_blocks"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+blocks+` WHERE block < ?`, p.Head.Size>>ownerBlockShift); err != nil {
+		for _, blocks := range []string{"audit_session_blocks", "audit_principal_blocks", "audit_table_blocks"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+blocks+` WHERE block < ?`, p.Head.Size>>blockShift); err != nil {
 				return err
 			}
 		}

@@ -170,9 +170,9 @@ func (s *SQLite) Head(ctx context.Context) (Head, error) {
 
 // sqliteEvents is the SQLite dialect of buildEvents.
 var sqliteEvents = eventsDialect{
-	ph:          func(int) string { return "?" },
-	tablesExpr:  `(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`,
-	ownerBlocks: true,
+	ph:         func(int) string { return "?" },
+	tablesExpr: `(SELECT json_group_array(name) FROM (SELECT t.name FROM audit_event_tables t WHERE t.idx = e.idx ORDER BY t.name))`,
+	viaBlocks:  true,
 }
 
 // Events implements Store. A time range becomes a range of indexes first
@@ -301,8 +301,8 @@ type sqliteConn struct {
 	// pins keep allocator mappings of the size classes SQLite's b-tree
 	// balancing borrows from (see pinSizeClassesLocked).
 	pins []uintptr
-	// blocks are the owner-block rows written (AppendEvents' connection).
-	blocks ownerBlockMemo
+	// blocks are the block rows written (AppendEvents' connection).
+	blocks blockMemo
 }
 
 // Statements every sqliteConn prepares first: transaction control.
@@ -328,6 +328,7 @@ const (
 	stmtLastTime
 	stmtSessionBlock
 	stmtPrincipalBlock
+	stmtTableBlock
 )
 
 var appendSQL = []string{
@@ -339,6 +340,7 @@ var appendSQL = []string{
 	stmtLastTime - numTxStmts:       `SELECT ts FROM audit_events WHERE idx = ?1`,
 	stmtSessionBlock - numTxStmts:   `INSERT OR IGNORE INTO audit_session_blocks (session_id, block) VALUES (?1, ?2)`,
 	stmtPrincipalBlock - numTxStmts: `INSERT OR IGNORE INTO audit_principal_blocks (principal, block) VALUES (?1, ?2)`,
+	stmtTableBlock - numTxStmts:     `INSERT OR IGNORE INTO audit_table_blocks (name, block) VALUES (?1, ?2)`,
 }
 
 // openSQLiteConn opens a connection on the database at path, whose schema
@@ -606,7 +608,7 @@ func (a *sqliteConn) appendLocked(recs []Record, next Head) error {
 		if err := a.stepLocked(stmtEvent); err != nil {
 			return err
 		}
-		if err := a.blockOwnersLocked(r); err != nil {
+		if err := a.listBlocksLocked(r); err != nil {
 			return err
 		}
 		for _, t := range uniqueTables(*r) {

@@ -146,15 +146,17 @@ const (
 type eventsDialect struct {
 	ph         func(n int) string // the nth placeholder
 	tablesExpr string             // event e's tables as a JSON array of text
-	// ownerBlocks: session and principal filters find events through
-	// audit_session_blocks and audit_principal_blocks, which SQLite has in
-	// place of indexes on those columns (0009_audit_owner_blocks.sql).
-	ownerBlocks bool
+	// viaBlocks: session, principal and table filters find events through
+	// the blocks of events each session, principal and table appears in
+	// (audit_session_blocks, audit_principal_blocks, audit_table_blocks),
+	// which SQLite has in place of indexes that cost every event an entry
+	// (0009_audit_owner_blocks.sql, 0010_audit_tables_by_event.sql).
+	viaBlocks bool
 }
 
-// ownerBlockShift is log2 of the number of indexes in a block of the
-// owner-block tables: a block is idx >> ownerBlockShift.
-const ownerBlockShift = 10
+// blockShift is log2 of the number of indexes in a block of the block
+// tables: a block is idx >> blockShift.
+const blockShift = 10
 
 // buildEvents returns the SELECT for q in dialect d. Both stores share it
 // so their filters cannot drift apart.
@@ -168,21 +170,43 @@ func buildEvents(q Query, d eventsDialect) (string, []any) {
 		where = append(where, strings.ReplaceAll(cond, "?", d.ph(len(args))))
 	}
 	from, order := "audit_events e", "e.idx"
-	blocks, col, owner := ownerBlocksOf(q)
-	viaBlocks := d.ownerBlocks && blocks != ""
+	var filters []blockFilter
+	if d.viaBlocks {
+		filters = blockFilters(q)
+	}
+	viaBlocks := len(filters) > 0
+	byTable := viaBlocks && q.Table != ""
 	if viaBlocks {
 		// The blocks, in order, then each one's events in index order: the
 		// planner keeps that nesting (CROSS JOIN) and so needs no sort, and
-		// a LIMIT stops reading at once (TestOwnerQueriesReadBlocks).
-		from = blocks + " b CROSS JOIN audit_events e ON e.idx >= (b.block << " + strconv.Itoa(ownerBlockShift) +
-			") AND e.idx < ((b.block + 1) << " + strconv.Itoa(ownerBlockShift) + ")"
-		order = "b.block, e.idx"
-		add("b."+col+" = ?", owner)
+		// a LIMIT stops reading at once (TestQueriesReadBlocks). With a
+		// table filter a block is read through the table's rows in it,
+		// fewer and smaller than its events.
+		shift := strconv.Itoa(blockShift)
+		inBlock := func(idx string) string {
+			return idx + " >= (b.block << " + shift + ") AND " + idx + " < ((b.block + 1) << " + shift + ")"
+		}
+		f := filters[0]
+		if byTable {
+			args = append(args, q.Table) // the first placeholder, in FROM
+			from = f.table + " b CROSS JOIN audit_event_tables t ON " + inBlock("t.idx") +
+				" AND t.name = " + d.ph(len(args)) + " CROSS JOIN audit_events e ON e.idx = t.idx"
+			order = "b.block, t.idx"
+		} else {
+			from = f.table + " b CROSS JOIN audit_events e ON " + inBlock("e.idx")
+			order = "b.block, e.idx"
+		}
+		add("b."+f.col+" = ?", f.name)
 		if q.From > 0 {
-			add("b.block >= ?", q.From>>ownerBlockShift)
+			add("b.block >= ?", q.From>>blockShift)
 		}
 		if q.To > 0 {
-			add("b.block <= ?", (q.To-1)>>ownerBlockShift)
+			add("b.block <= ?", (q.To-1)>>blockShift)
+		}
+		// A block the other filters do not appear in is passed over
+		// without reading its events.
+		for _, o := range filters[1:] {
+			add("EXISTS (SELECT 1 FROM "+o.table+" o WHERE o."+o.col+" = ? AND o.block = b.block)", o.name)
 		}
 	}
 	if q.From > 0 {
@@ -217,15 +241,10 @@ func buildEvents(q Query, d eventsDialect) (string, []any) {
 	if q.Outcome != "" && q.Outcome != "success" {
 		where = append(where, "e.outcome NOT IN ("+commonOutcomeList+")")
 	}
-	if q.Table != "" {
-		// The table's events in index order, or, through owner blocks, a
-		// lookup of each event the blocks give: a list of the table's events
-		// would be built whole first (a second for a million).
-		cond := "e.idx IN (SELECT t.idx FROM audit_event_tables t WHERE t.name = ?)"
-		if viaBlocks {
-			cond = "EXISTS (SELECT 1 FROM audit_event_tables t WHERE t.name = ? AND t.idx = e.idx)"
-		}
-		add(cond, q.Table)
+	if q.Table != "" && !byTable {
+		// The table's events in index order: PostgreSQL's key for them is
+		// (name, idx).
+		add("e.idx IN (SELECT t.idx FROM audit_event_tables t WHERE t.name = ?)", q.Table)
 	}
 	sql := "SELECT e.idx, e.ts, e.kind, e.session_id, e.principal, e.connection, e.decision, e.outcome, " +
 		d.tablesExpr + ", e.data, e.hash FROM " + from
@@ -243,17 +262,25 @@ func buildEvents(q Query, d eventsDialect) (string, []any) {
 	return sql, args
 }
 
-// ownerBlocksOf returns the owner-block table that q's session or
-// principal filter reads (the session's, the narrower, when q has both),
-// its owner column and the value, or "" if q has neither.
-func ownerBlocksOf(q Query) (table, col, owner string) {
-	switch {
-	case q.SessionID != "":
-		return "audit_session_blocks", "session_id", q.SessionID
-	case q.Principal != "":
-		return "audit_principal_blocks", "principal", q.Principal
+// blockFilter is one of a query's filters that the block tables serve:
+// the table, its name column and the name looked for.
+type blockFilter struct{ table, col, name string }
+
+// blockFilters returns q's session, principal and table filters as block
+// filters, narrowest first as a rule: a session's blocks are a subset of
+// its principal's, and a principal usually has fewer than a table.
+func blockFilters(q Query) []blockFilter {
+	var fs []blockFilter
+	if q.SessionID != "" {
+		fs = append(fs, blockFilter{"audit_session_blocks", "session_id", q.SessionID})
 	}
-	return "", "", ""
+	if q.Principal != "" {
+		fs = append(fs, blockFilter{"audit_principal_blocks", "principal", q.Principal})
+	}
+	if q.Table != "" {
+		fs = append(fs, blockFilter{"audit_table_blocks", "name", q.Table})
+	}
+	return fs
 }
 
 // scanner is satisfied by *sql.Rows, *sql.Row, pgx.Rows and pgx.Row.

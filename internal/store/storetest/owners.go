@@ -42,8 +42,13 @@ func ownerRec(i int64) store.Record {
 	default:
 		r.SessionID, r.Principal = fmt.Sprintf("short-%d", i/50), "ci-agent"
 	}
-	if i%4 == 0 {
+	switch {
+	case i%4 == 0:
 		r.Tables = []string{"payments"}
+	case i%12 == 2:
+		r.Tables = []string{"orders", "payments"}
+	case i%500 == 3:
+		r.Tables = []string{"refunds"}
 	}
 	r.Data = []byte(fmt.Sprintf(`{"n":%d,"session":%q}`, i, r.SessionID))
 	r.Hash = tlog.RecordHash(r.Data)
@@ -60,8 +65,8 @@ func matches(q store.Query, r store.Record) bool {
 		(q.Since.IsZero() || !r.Time.Before(q.Since)) && (q.Until.IsZero() || r.Time.Before(q.Until))
 }
 
-// testOwnerQueries checks session and principal filters, alone and with
-// others, on a log of several blocks: each query's result, and paging
+// testOwnerQueries checks session, principal and table filters, alone and
+// with others, on a log of several blocks: each query's result, and paging
 // through it with From and Limit, must be what filtering every event
 // gives. It then prunes part of a block and checks again.
 func testOwnerQueries(t *testing.T, db DB, open func() store.Store) {
@@ -101,6 +106,13 @@ func testOwnerQueries(t *testing.T, db DB, open func() store.Store) {
 		{SessionID: "burst", From: 1023},
 		{Principal: "ci-agent", To: 1},
 		{Principal: "auditor", Since: t0.Add(1400 * time.Millisecond), Until: t0.Add(2801 * time.Millisecond)},
+		{Table: "payments"},
+		{Table: "orders", From: 1000, To: 1100},
+		{Table: "refunds"},
+		{Table: "refunds", Kind: "statement.outcome"},
+		{Table: "nothing"},
+		{Principal: "ci-agent", Table: "refunds"},
+		{SessionID: "busy", Principal: "ci-agent", Table: "orders", From: 500},
 	}
 	check := func(stage string, q store.Query, all []store.Record) {
 		t.Helper()
