@@ -26,9 +26,10 @@
 // execution). Every secondary index costs each indexed event a b-tree
 // insert; see migrations/*/0001_audit.sql and *_audit_rare_decisions.sql for
 // which filters have one (partial indexes, for the rare values). On SQLite,
-// session and principal filters have none: they read blocks of 1,024
-// events that the session (principal) appears in, listed once per block
-// (sqlite/0009_audit_owner_blocks.sql, buildEvents).
+// session, principal and table filters have none: they read the blocks of
+// 1,024 events that the session, principal or table appears in, listed
+// once per block (sqlite/0009_audit_owner_blocks.sql,
+// 0010_audit_tables_by_event.sql, buildEvents).
 //
 // Index order is time order: AppendEvents refuses, as a conflict that
 // carries the log's last time, a batch stamped earlier than the log's last
