@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -457,6 +459,68 @@ func TestPgbenchThroughGateway(t *testing.T) {
 		}
 		if !strings.Contains(string(out), "number of transactions actually processed: 800/800") {
 			t.Errorf("pgbench -M %s:\n%s", mode, out)
+		}
+	}
+	h.stop()
+	checkFilteredQueries(t, h.cfg.Store.Path)
+}
+
+// checkFilteredQueries opens the audit log at path and checks that session,
+// principal and table filters (which the embedded store answers through
+// its block tables) return what filtering every event gives, for every
+// session, principal and table in it.
+func checkFilteredQueries(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	all, err := st.Events(ctx, store.Query{Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries []store.Query
+	seen := map[store.Query]bool{}
+	for _, r := range all {
+		for _, q := range []store.Query{{SessionID: r.SessionID}, {Principal: r.Principal}} {
+			if q != (store.Query{}) && !seen[q] {
+				seen[q] = true
+				queries = append(queries, q)
+			}
+		}
+		for _, name := range r.Tables {
+			for _, q := range []store.Query{{Table: name}, {Table: name, SessionID: r.SessionID}} {
+				if !seen[q] {
+					seen[q] = true
+					queries = append(queries, q)
+				}
+			}
+		}
+	}
+	if len(all) < 2048 || len(queries) < 10 {
+		t.Fatalf("%d events and %d queries: too few to span blocks", len(all), len(queries))
+	}
+	for _, q := range queries {
+		var want []int64
+		for _, r := range all {
+			if (q.SessionID == "" || r.SessionID == q.SessionID) && (q.Principal == "" || r.Principal == q.Principal) &&
+				(q.Table == "" || slices.Contains(r.Tables, q.Table)) {
+				want = append(want, r.Index)
+			}
+		}
+		q.Limit = -1
+		recs, err := st.Events(ctx, q)
+		if err != nil {
+			t.Fatalf("Events(%+v): %v", q, err)
+		}
+		got := make([]int64, 0, len(recs))
+		for _, r := range recs {
+			got = append(got, r.Index)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Events(%+v): %d events, want %d", q, len(got), len(want))
 		}
 	}
 }
