@@ -233,8 +233,8 @@ func record(e *Event, data []byte) store.Record {
 	}
 	if len(e.Tables) > 0 {
 		// e is canonical, so Tables is sorted and unique. The record shares
-		// it: canonical made it a copy of the caller's, and neither the
-		// record nor the event changes it.
+		// it (the caller's own slice when it was in order already): nothing
+		// changes an appended event's slices (see Log.Append).
 		r.Tables = e.Tables
 	}
 	return r

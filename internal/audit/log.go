@@ -206,6 +206,10 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() 
 // ctx.Err() although the event may still be committed; a caller writing a
 // batch itself returns when the write does, within the write timeout
 // (WithWriteTimeout), since the batch holds other callers' events too.
+//
+// The log keeps ev's slices (Tables, Params) until the event is stored,
+// to encode it again if it must be re-stamped: the caller must not change
+// them after Append or AppendAfter.
 func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	req, err := l.enqueue(ev, false)
 	if err != nil {
