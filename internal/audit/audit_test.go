@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1031,4 +1032,93 @@ func TestAppendAfter(t *testing.T) {
 			t.Fatalf("Verify = %+v", rep)
 		}
 	})
+}
+
+// TestFactsBufferReused: a caller may reuse its facts buffer as soon as
+// Append or AppendAfter returns (the gateway's sessions do). Each event's
+// facts are written into one buffer, scribbled over after every call. A
+// replica with its clock an hour ahead appended first, so every batch is
+// re-stamped, which encodes its events again from what the log kept. The
+// stored events must hold the facts they were given, whether the log had
+// seen those facts before or not, waited for or queued.
+//
+// The replica ahead appends again before every fourth event, so that the
+// other's batches keep needing re-stamping (its times never go back, and
+// would otherwise catch up after the first).
+func TestFactsBufferReused(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SharedBackends[0].NewDB(t)
+	s, _ := testKey(t)
+	var logs []*audit.Log
+	for _, clock := range []func() time.Time{func() time.Time { return time.Now().Add(time.Hour) }, time.Now} {
+		st, err := db.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		l, err := audit.Open(ctx, st, s, clock, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Shutdown(ctx) })
+		logs = append(logs, l)
+	}
+	readsOf := func(i int) string {
+		if i%3 == 0 { // every third event's facts are new to the log
+			return fmt.Sprintf("new%d", i)
+		}
+		return fmt.Sprintf("t%d", i%2)
+	}
+	l, buf := logs[1], make([]byte, 0, 256)
+	const n = 40
+	for i := range n {
+		if i%4 == 0 {
+			if _, err := logs[0].Append(ctx, stmt(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := stmt(i)
+		ev.Connection = "behind"
+		buf = fmt.Appendf(buf[:0], `[{"reads":[%q],"command":"SELECT"}]`, readsOf(i))
+		ev.Facts = buf
+		var err error
+		if i%4 == 3 {
+			_, err = l.Append(ctx, ev)
+		} else {
+			err = l.AppendAfter(ev)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range buf {
+			buf[j] = 'x'
+		}
+	}
+	if err := l.Shutdown(ctx); err != nil { // commits the queued ones
+		t.Fatal(err)
+	}
+	if l.Stats().Restamped < n/2 {
+		t.Fatalf("%d events re-stamped, want at least %d", l.Stats().Restamped, n/2)
+	}
+	st, err := db.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Events(ctx, store.Query{Connection: "behind", Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n {
+		t.Fatalf("%d events stored, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		var got struct{ Facts json.RawMessage }
+		if err := json.Unmarshal(r.Data, &got); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if want := fmt.Sprintf(`[{"command":"SELECT","reads":[%q]}]`, readsOf(i)); string(got.Facts) != want {
+			t.Errorf("event %d: facts %s, want %s", i, got.Facts, want)
+		}
+	}
 }

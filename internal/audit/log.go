@@ -47,6 +47,11 @@ type Log struct {
 	// head is the end of the tree as this process last wrote or read it.
 	// Only the committer goroutine touches it.
 	head store.Head
+	// recs is the last batch's records, kept for its array (a commit a
+	// statement would otherwise allocate); like head, only the goroutine
+	// committing touches it. Stores keep no reference to what they are
+	// given (store.Store.AppendEvents).
+	recs []store.Record
 
 	ckMu       sync.Mutex // serialises Checkpoint; guards lastSigned
 	lastSigned int64
@@ -209,7 +214,9 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() 
 //
 // The log keeps ev's slices (Tables, Params) until the event is stored,
 // to encode it again if it must be re-stamped: the caller must not change
-// them after Append or AppendAfter.
+// them after Append or AppendAfter. Facts is the exception: the log keeps
+// its canonical re-encoding, so the caller may reuse that buffer as soon as
+// Append or AppendAfter returns, even if it was queued without waiting.
 func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	req, err := l.enqueue(ev, false)
 	if err != nil {
@@ -402,10 +409,12 @@ func (l *Log) commit(batch []*request, window *request) {
 	if window != nil {
 		all = append([]*request{window}, batch...)
 	}
-	recs := make([]store.Record, 0, len(all))
+	recs := l.recs[:0]
 	for _, r := range all {
 		recs = append(recs, r.rec)
 	}
+	l.recs = recs
+	defer clear(recs) // the events' data need not live until the next batch
 	for i := range recs {
 		recs[i].Hash = tlog.RecordHash(recs[i].Data)
 	}
@@ -420,10 +429,12 @@ func (l *Log) commit(batch []*request, window *request) {
 		defer func() { o.ObserveCommit(n, time.Since(start)) }()
 	}
 	for attempt := 0; ; attempt++ {
-		next = l.head
+		// A fresh head each attempt: l.head stays as it was until the
+		// store has the batch.
+		next = ownHead(l.head, int64(len(recs)))
 		for i := range recs {
 			recs[i].Index = next.Size
-			next = extend(next, recs[i].Hash)
+			extend(&next, recs[i].Hash)
 		}
 		err = l.store.AppendEvents(ctx, recs, next)
 		var conflict *store.ConflictError

@@ -148,7 +148,7 @@ func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, be
 	target := cands[j-1]
 	// Rebuild the tree from the start to the target; every event must be
 	// there and hash to its leaf.
-	head := start
+	head := ownHead(start, target.c.Size-start.Size)
 	for head.Size < target.c.Size {
 		recs, err := st.Events(ctx, store.Query{From: head.Size, To: target.c.Size, Limit: verifyPage})
 		if err != nil {
@@ -165,7 +165,7 @@ func PlanPrune(ctx context.Context, st store.Store, verifiers note.Verifiers, be
 			if leaf != r.Hash {
 				return PruneResult{}, fmt.Errorf("audit: prune: event %d does not match its leaf hash: run gatehouse audit verify", r.Index)
 			}
-			head = extend(head, leaf)
+			extend(&head, leaf)
 		}
 	}
 	if root := rootHash(head); root != target.th.Root {

@@ -17,16 +17,30 @@ import (
 // The head row in the store keeps exactly that, so any writer can extend the
 // tree and any reader can compute the root without reading old leaves.
 
-// extend returns h with the leaf hash appended.
-func extend(h store.Head, leaf tlog.Hash) store.Head {
-	hashes := append(h.Hashes[:len(h.Hashes):len(h.Hashes)], leaf)
+// extend appends the leaf hash to h in place. It writes past h.Hashes'
+// length, so h must own its array (ownHead): extending a copy of a shared
+// head would overwrite the other holder's spare capacity.
+func extend(h *store.Head, leaf tlog.Hash) {
+	hashes := append(h.Hashes, leaf)
 	// Each trailing one bit of the old size is a complete subtree of the
 	// same height as the one the new leaf completes: merge them.
 	for n := h.Size; n&1 == 1; n >>= 1 {
 		l := len(hashes)
 		hashes = append(hashes[:l-2], tlog.NodeHash(hashes[l-2], hashes[l-1]))
 	}
-	return store.Head{Size: h.Size + 1, Hashes: hashes}
+	h.Size++
+	h.Hashes = hashes
+}
+
+// ownHead returns a copy of h with an array of its own, with room to be
+// extended by leaves leaves without growing: one allocation per batch
+// instead of one per leaf (a 20-hash head is 640 bytes).
+func ownHead(h store.Head, leaves int64) store.Head {
+	// Before the j-th leaf merges, the hashes number popcount(size+j)+1
+	// <= len + popcount(j)+1 <= len + bits.Len(leaves), for j < leaves.
+	hashes := make([]tlog.Hash, len(h.Hashes), len(h.Hashes)+bits.Len64(uint64(max(leaves, 0))))
+	copy(hashes, h.Hashes)
+	return store.Head{Size: h.Size, Hashes: hashes}
 }
 
 // rootHash returns the tree hash of h: the subtree roots folded right to

@@ -133,7 +133,7 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 		return nil, fmt.Errorf("audit: verify: %w", err)
 	}
 	if start, ok := checkPrunes(rep, prunes, verifiers); start.Size > 0 {
-		head, next = start, start.Size
+		head, next = ownHead(start, 0), start.Size // grows as it goes
 		rep.PrunedBelow = start.Size
 		if ok {
 			good = start.Size
@@ -212,7 +212,7 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 					}
 				}
 			}
-			head = extend(head, leaf)
+			extend(&head, leaf)
 			check()
 		}
 		if len(recs) < verifyPage {

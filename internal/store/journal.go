@@ -54,6 +54,11 @@ type Journal struct {
 	// fdatasync is syscall.Fdatasync; tests make it fail.
 	fdatasync func(fd int) error
 
+	// indexRecs is the last index transaction's records, kept for its
+	// array; only index touches it (the replay in openJournal, then the
+	// indexer).
+	indexRecs []Record
+
 	// appendMu serialises AppendEvents: one write and fdatasync at a time,
 	// each at the end of the one before.
 	appendMu sync.Mutex
@@ -301,16 +306,18 @@ func (j *Journal) replay(ctx context.Context) error {
 // conflict whose head already covers them means an earlier attempt did
 // commit although it reported an error.
 func (j *Journal) index(ctx context.Context, batches []journalBatch) error {
-	n := 0
-	for _, b := range batches {
-		n += len(b.recs)
-	}
-	recs := make([]Record, 0, n)
+	recs := j.indexRecs[:0]
 	for _, b := range batches {
 		recs = append(recs, b.recs...)
 	}
 	next := batches[len(batches)-1].next
 	err := j.JournalIndex.AppendEvents(ctx, recs, next)
+	// The indexed events' data need not live until the next round, nor a
+	// replay's array (at open, up to a whole journal) for good.
+	clear(recs)
+	if cap(recs) <= 2*journalMaxIndexBatch {
+		j.indexRecs = recs[:0]
+	}
 	var conflict *ConflictError
 	if errors.As(err, &conflict) && conflict.Head.Size == next.Size {
 		return nil

@@ -22,7 +22,11 @@ type Store interface {
 	// transaction that is durable when AppendEvents returns nil. recs must
 	// be consecutive and start at the current head's size; if another
 	// writer appended first it returns a *ConflictError (errors.Is
-	// ErrConflict) carrying the current head, and writes nothing.
+	// ErrConflict) carrying the current head, and writes nothing. It
+	// keeps no reference to the recs slice once it returns, so the caller
+	// may reuse it for its next batch (the journal copies the records it
+	// queues); it may keep the records' Data and Tables and next's Hashes,
+	// which the caller must not change.
 	AppendEvents(ctx context.Context, recs []Record, next Head) error
 	// Head returns the current tree size and compact range.
 	Head(ctx context.Context) (Head, error)

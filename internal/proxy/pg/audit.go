@@ -90,7 +90,12 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 	ev.Rule = j.Decision.Rule
 	// The facts as json.Marshal writes a []*Statement, from each
 	// statement's own marshalled form.
-	facts := append(make([]byte, 0, 512), '[')
+	facts := append(s.facts[:0], '[')
+	defer func() {
+		if cap(facts) <= maxFactsScratch {
+			s.facts = facts[:0]
+		}
+	}()
 	seen := map[string]bool{}
 	var err error
 	for i, sd := range j.Statements {
@@ -125,6 +130,10 @@ func (s *Session) auditStatement(ctx context.Context, sql string, j policy.Judge
 	}
 	return uint64(idx) + 1, nil // 0 means "not audited"
 }
+
+// maxFactsScratch bounds the facts buffer a session keeps between
+// statements; a rare statement with larger facts allocates its own.
+const maxFactsScratch = 16 << 10
 
 // auditUnavailable is the denial of a statement whose audit event could not
 // be written.

@@ -78,6 +78,10 @@ type Session struct {
 	// looked up on the decision's first statement (see countStatement).
 	// Only the client-to-target goroutine judges, so it needs no lock.
 	judged [policy.Deny + 1]prometheus.Counter
+	// facts is auditStatement's scratch for a statement event's facts,
+	// which the log re-encodes and does not keep (audit.Log.Append). Only
+	// the client-to-target goroutine audits statements.
+	facts []byte
 	// txStatus is the last ReadyForQuery status ('I', 'T' or 'E').
 	txStatus atomic.Uint32
 	tls      bool
