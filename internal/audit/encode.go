@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strconv"
@@ -28,10 +29,35 @@ func appendCanonicalEvent(dst []byte, e *Event) ([]byte, error) {
 	return appendEventFacts(dst, e, true)
 }
 
+// timeKey precedes an encoded event's time. Time is the second field, after
+// kind, whose value is a JSON string and so cannot hold these unescaped
+// quotes: the first match in an encoding is the time field's.
+const timeKey = `,"time":"`
+
+// restampData returns a copy of data, an event as appendEventFacts encodes
+// it, with its time set to t: the bytes appendEventFacts would write for
+// the event stamped t, since no other field depends on the time.
+func restampData(data []byte, t time.Time) ([]byte, error) {
+	i := bytes.Index(data, []byte(timeKey))
+	if i < 0 {
+		return nil, errors.New("encoded event has no time")
+	}
+	start := i + len(timeKey)
+	n := bytes.IndexByte(data[start:], '"')
+	if n < 0 {
+		return nil, errors.New("encoded event's time is not terminated")
+	}
+	out, err := t.AppendText(append(make([]byte, 0, len(data)+8), data[:start]...))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, data[start+n:]...), nil
+}
+
 func appendEventFacts(dst []byte, e *Event, compactFacts bool) ([]byte, error) {
 	dst = append(dst, `{"kind":`...)
 	dst = appendString(dst, string(e.Kind))
-	dst = append(dst, `,"time":"`...)
+	dst = append(dst, timeKey...)
 	t, err := e.Time.AppendText(dst)
 	if err != nil {
 		// AppendText and MarshalJSON word the error differently; report

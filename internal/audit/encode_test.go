@@ -42,6 +42,26 @@ func checkEncode(t testing.TB, e *Event) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("canonical event %#v:\nappendCanonicalEvent: %s\nmarshal:              %s", ce, got, want)
 	}
+	// A re-stamp rewrites the time in the encoding (restampData): the
+	// bytes must be those of the event stamped at the new time, whatever
+	// the other fields hold (a kind or statement that looks like a time
+	// field, say).
+	for _, when := range []time.Time{ce.Time.Add(time.Hour + 123456789), time.Unix(1741964966, 0).UTC(), time.Unix(0, 1).UTC()} {
+		re, reErr := restampData(got, when)
+		moved := ce
+		moved.Time = when
+		want, err := marshal(moved)
+		if err != nil || reErr != nil {
+			// A time out of JSON's range: both must refuse it.
+			if err == nil || reErr == nil {
+				t.Fatalf("canonical event %#v re-stamped %v: restampData error %v, marshal error %v", ce, when, reErr, err)
+			}
+			continue
+		}
+		if !bytes.Equal(re, want) {
+			t.Fatalf("canonical event %#v re-stamped %v:\nrestampData: %s\nmarshal:     %s", ce, when, re, want)
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -126,6 +146,9 @@ func TestAppendEvent(t *testing.T) {
 		{"facts with spaces", Event{Facts: json.RawMessage(" {\n\"b\" : [1, 2] ,\t\"a\":\"x y\"}\r\n")}},
 		{"facts with html and separators", Event{Facts: json.RawMessage(`{"s":"<a>&` + "\u2028\u2029" + `"}`)}},
 		{"facts scalar", Event{Facts: json.RawMessage(`null`)}},
+		{"time fields later on", Event{Kind: KindStatement, Time: testTime,
+			Facts: json.RawMessage(`{"a":1,"time":"2020-01-01T00:00:00Z"}`),
+			Extra: map[string]any{"a": 1, "time": "2021-01-01T00:00:00Z"}}},
 		{"facts invalid", Event{Facts: json.RawMessage(`{"a":`)}},
 		{"facts trailing data", Event{Facts: json.RawMessage(`{} {}`)}},
 		{"facts invalid after bad time", Event{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Facts: json.RawMessage(`x`)}},
@@ -321,6 +344,7 @@ func FuzzAppendEvent(f *testing.F) {
 	f.Add("k\"\\\n", "\x00\x1f\x7f\b\f\xff\u2028\u2029<>&", "\xc3", "", []byte(" { \"a\" : 1 } "), int64(-62135596800), int64(1), 3600, int64(-1), uint16(0x5555))
 	f.Add("x", "y", "z", "w", []byte(`{"a":`), int64(253402300800), int64(0), -3600, int64(0), uint16(0xaaaa))
 	f.Add("x", "y", "z", "w", []byte(`[1, "x\u2028"]`), int64(1), int64(999999999), 86400, int64(1<<62), uint16(0x0f0f))
+	f.Add(`","time":"`, `,"time":"2020-01-01T00:00:00Z"`, `"`, `,"time":"`, []byte(`{"time":"x"}`), int64(1), int64(5), 0, int64(1), uint16(0xffff))
 	f.Fuzz(func(t *testing.T, kind, stmt, param, table string, facts []byte, sec, nsec int64, offset int, rows int64, flags uint16) {
 		// flags chooses which optional parts are present, so that
 		// omitempty sees every combination.

@@ -69,9 +69,12 @@ type Log struct {
 }
 
 type request struct {
-	ev   Event        // canonical, for re-stamping (see restamp)
-	rec  store.Record // without Index and Hash
-	done chan result  // buffered: the committer never blocks on a caller; nil when lazy
+	// rec is the event, encoded, without Index and Hash. A re-stamp
+	// rewrites its time in place (restampData): the request need not keep
+	// the Event, which would more than double its size (544 bytes, not 248)
+	// and the garbage each statement leaves.
+	rec  store.Record
+	done chan result // buffered: the committer never blocks on a caller; nil when lazy
 	// lazy requests (AppendAfter) do not start a commit of their own: they
 	// ride along with the next waited-for append, or are committed once
 	// they are lazyDelay old.
@@ -212,11 +215,11 @@ func Open(ctx context.Context, st store.Store, signer note.Signer, clock func() 
 // batch itself returns when the write does, within the write timeout
 // (WithWriteTimeout), since the batch holds other callers' events too.
 //
-// The log keeps ev's slices (Tables, Params) until the event is stored,
-// to encode it again if it must be re-stamped: the caller must not change
-// them after Append or AppendAfter. Facts is the exception: the log keeps
-// its canonical re-encoding, so the caller may reuse that buffer as soon as
-// Append or AppendAfter returns, even if it was queued without waiting.
+// The log keeps ev.Tables (the store indexes the event by them) until the
+// event is stored: the caller must not change them after Append or
+// AppendAfter. The rest of ev is encoded before either returns, even for
+// an event queued without waiting, so the caller may reuse the buffers
+// behind Facts and Params at once.
 func (l *Log) Append(ctx context.Context, ev Event) (int64, error) {
 	req, err := l.enqueue(ev, false)
 	if err != nil {
@@ -271,7 +274,7 @@ func (l *Log) enqueue(ev Event, lazy bool) (*request, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("audit: encode %s event: %w", ev.Kind, err)
 	}
-	req.ev, req.rec = ce, record(&ce, data)
+	req.rec = record(&ce, data)
 	req.at = time.Now() // real time: the delay is about latency, not the log's clock
 	l.pending = append(l.pending, req)
 	switch {
@@ -400,7 +403,7 @@ func (l *Log) windowEventLocked(t time.Time) *request {
 	}
 	ce, _ := ev.canonical(nil) // no facts: cannot fail
 	data, _ := marshal(ce)
-	return &request{ev: ce, rec: record(&ce, data)}
+	return &request{rec: record(&ce, data)}
 }
 
 // commit writes one batch, retrying when another replica appended first.
@@ -449,7 +452,7 @@ func (l *Log) commit(batch []*request, window *request) {
 			break
 		}
 		l.head = conflict.Head
-		if err = l.restamp(all, recs, conflict.Last); err != nil {
+		if err = l.restamp(recs, conflict.Last); err != nil {
 			break
 		}
 		if attempt >= 3 {
@@ -506,23 +509,21 @@ func (l *Log) commit(batch []*request, window *request) {
 // (its clock is ahead, or it stamped later and committed first). Later
 // events of this process are stamped no earlier either, as after a restart
 // (see Open): times never go back.
-func (l *Log) restamp(all []*request, recs []store.Record, last time.Time) error {
+func (l *Log) restamp(recs []store.Record, last time.Time) error {
 	if last.IsZero() || !recs[0].Time.Before(last) {
 		return nil // a batch's times do not go back, so none is earlier
 	}
 	last = last.UTC()
 	n := 0
-	for i, r := range all {
+	for i := range recs {
 		if !recs[i].Time.Before(last) {
 			break
 		}
-		r.ev.Time = last
-		data, err := appendCanonicalEvent(make([]byte, 0, len(recs[i].Data)+8), &r.ev)
+		data, err := restampData(recs[i].Data, last)
 		if err != nil {
-			return fmt.Errorf("audit: re-stamp %s event: %w", r.ev.Kind, err)
+			return fmt.Errorf("audit: re-stamp %s event: %w", recs[i].Kind, err)
 		}
-		recs[i] = record(&r.ev, data)
-		recs[i].Hash = tlog.RecordHash(data)
+		recs[i].Time, recs[i].Data, recs[i].Hash = last, data, tlog.RecordHash(data)
 		n++
 	}
 	l.restamped.Add(int64(n))
