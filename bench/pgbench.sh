@@ -230,6 +230,32 @@ if [ -n "${STRACE:-}" ]; then
   done
   exit 0
 fi
+if [ -n "${THREADS:-}" ]; then
+  # THREADS=simple|extended: each thread of a proxy's process (THREADS_TARGET,
+  # default gatehouse) under pgbench -S -c 8 for 8 s: wake-ups (voluntary
+  # context switches) and preemptions a second, and its share of a core.
+  # In a Go process the thread with thousands of voluntary switches and
+  # almost no preemptions is the runtime's sysmon (see performance.md,
+  # "Half the garbage per statement").
+  tt=${THREADS_TARGET:-gatehouse}; tp=${tpid[$tt]}
+  (PGPASSWORD="${pw[$tt]:-$agent}" pgbench -n -S -M "$THREADS" -c 8 -j 2 -T 12 "${conn[$tt]}" >/dev/null 2>&1 &)
+  sleep 2
+  # tid, voluntary and involuntary switches, utime+stime in clock ticks.
+  snap() {
+    for t in /proc/"$tp"/task/*; do
+      awk -v tid="${t##*/}" '/^voluntary_ctxt_switches/{v=$2} /^nonvoluntary_ctxt_switches/{n=$2} END{printf "%s %s %s", tid, v, n}' "$t/status"
+      awk '{print " " $14+$15}' "$t/stat"
+    done 2>/dev/null | sort
+  }
+  snap >"$work/threads0"; sleep 8; snap >"$work/threads1"
+  hz=$(getconf CLK_TCK)
+  echo "== $tt: threads under pgbench -S -M $THREADS -c 8, over 8 s (busiest 12 by wake-ups)"
+  printf '%-10s %10s %10s %8s\n' tid "wakeups/s" "preempt/s" "% core"
+  join "$work/threads0" "$work/threads1" |
+    awk -v hz="$hz" '{printf "%-10s %10d %10d %8.1f\n", $1, ($5-$2)/8, ($6-$3)/8, 100*($7-$4)/hz/8}' |
+    sort -k2 -nr | head -12
+  exit 0
+fi
 if [ -n "${PROFILE:-}" ]; then
   # PROFILE=extended: a 10 s CPU profile of gatehouse (PROFILE_TARGET=gh-write:
   # the audit.durability: write instance) under 8 clients.
@@ -240,7 +266,7 @@ if [ -n "${PROFILE:-}" ]; then
     (for _ in $(seq 12); do PGPASSWORD="$agent" "$work/probe" firstrow "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require"; done >/dev/null 2>&1 &)
   else
     pc=${PROFILE_CLIENTS:-8}; pj=1; [ "$pc" -gt 1 ] && pj=2
-    (PGPASSWORD="$agent" pgbench -n -S -M "$PROFILE" -c "$pc" -j "$pj" -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
+    (PGPASSWORD="${pw[$pt]:-$agent}" pgbench -n -S -M "$PROFILE" -c "$pc" -j "$pj" -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
   fi
   sleep 1
   curl -s -o bench/gatehouse.prof "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"
