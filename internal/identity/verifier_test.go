@@ -322,17 +322,19 @@ func TestNameClaim(t *testing.T) {
 	cfg.NameClaim = "repository"
 	v, logs := newVerifier(t, identity.Config{OIDC: []identity.OIDCIssuer{cfg}})
 
-	p, err := v.Verify(context.Background(), iss.Sign(githubClaims(iss)))
+	token := iss.Sign(githubClaims(iss))
+	p, err := v.Verify(context.Background(), token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Name != "acme/shop" || p.Subject != ghSubject {
 		t.Errorf("name, subject = %q, %q", p.Name, p.Subject)
 	}
+	checkNoLeak(t, logs.String(), token, "logs")
 
 	cfg.NameClaim = "email"
 	v, logs = newVerifier(t, identity.Config{OIDC: []identity.OIDCIssuer{cfg}})
-	token := iss.Sign(githubClaims(iss))
+	token = iss.Sign(githubClaims(iss))
 	_, err = v.Verify(context.Background(), token)
 	checkRejected(t, err, identity.ReasonMalformed, token, logs)
 }

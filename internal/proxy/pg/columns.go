@@ -39,7 +39,6 @@ type columnResolver struct {
 
 type resolvedColumns struct {
 	cols    map[colKey]mask.Strategy
-	tables  map[string]mask.Strategy // "table.column" for COPY (by name)
 	fetched time.Time
 }
 

@@ -105,13 +105,9 @@ func (t *tracker) skipToSync(dropped func(item)) {
 	}
 }
 
-// clientState is what the client→target direction remembers of the
-// extended protocol to fill items: which statement each portal was bound
-// from and with which result formats. Only that goroutine touches it.
-type clientState struct {
-	portals map[string]portalInfo
-}
-
+// portalInfo is what the client→target direction remembers of a portal
+// to fill items: which statement it was bound from and with which result
+// formats. Only that goroutine touches it.
 type portalInfo struct {
 	stmt    string
 	formats []int16

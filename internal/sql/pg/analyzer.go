@@ -210,11 +210,6 @@ func parseFailure(msg string, cursor int) *Analysis {
 	return &Analysis{Statements: []*Statement{st}, syntax: se}
 }
 
-// failed reports a parse failure (of normalised text, in Analyze).
-func (an *Analysis) failed() bool {
-	return len(an.Statements) == 1 && an.Statements[0].ParseError
-}
-
 func (an *Analysis) syntaxError() error {
 	if an.syntax != nil {
 		return an.syntax
