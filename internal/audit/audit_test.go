@@ -415,6 +415,9 @@ func TestTamper(t *testing.T) {
 			c.d.exec(t, `DELETE FROM audit_events WHERE idx >= 15`)
 			c.d.exec(t, `UPDATE audit_head SET size = 15`)
 		}, audit.FindingTruncated, 15},
+		{"cut tail, head row left", func(t *testing.T, c tamperCtx) {
+			c.d.exec(t, `DELETE FROM audit_events WHERE idx >= 18`)
+		}, audit.FindingTruncated, 18},
 		{"hide from queries", func(t *testing.T, c tamperCtx) {
 			c.d.exec(t, `UPDATE audit_events SET principal = 'someone-else' WHERE idx = 9`)
 		}, audit.FindingColumns, 9},
@@ -447,6 +450,61 @@ func TestTamper(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no %s finding at %d: %+v", tc.kind, tc.first, rep.Findings)
+				}
+			})
+		})
+	}
+}
+
+// growingStore appends through grow (another writer on the same store)
+// right after the store has answered Verify's query number at.
+type growingStore struct {
+	store.Store
+	at, queries int
+	grow        func()
+}
+
+func (g *growingStore) Events(ctx context.Context, q store.Query) ([]store.Record, error) {
+	recs, err := g.Store.Events(ctx, q)
+	if g.queries++; g.queries == g.at {
+		g.grow()
+	}
+	return recs, err
+}
+
+// TestVerifyWhileAppending: a log that grows while Verify reads it (a
+// live gateway's, verified through the API or a scheduled check) is
+// intact, and Verify reads on to its new end, rather than reporting the
+// head row that counts the new events as a cut tail. The growth comes
+// after the first page of events, and after the empty page that follows
+// a full one (2,000 events, verifyPage).
+func TestVerifyWhileAppending(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		events, at int
+	}{
+		{"after a short page", 30, 1},
+		{"after an empty page", 2000, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, newDB func(*testing.T) storetest.DB) {
+				e := newEnv(t, newDB)
+				e.appendN(t, tc.events)
+				// Verify reads the prune markers and checkpoints, then
+				// events: the growth lands between a page and the head row.
+				g := &growingStore{Store: e.st, at: tc.at, grow: func() { e.appendN(t, 5) }}
+				rep, err := audit.Verify(context.Background(), g, note.VerifierList(e.v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !rep.OK() {
+					t.Fatalf("findings on a log that grew while read: %+v", rep.Findings)
+				}
+				if g.queries < tc.at {
+					t.Fatalf("Verify made %d queries: the log never grew under it", g.queries)
+				}
+				if want := int64(tc.events + 5); rep.TreeSize != want {
+					t.Errorf("TreeSize %d, want %d: Verify stopped before the new end", rep.TreeSize, want)
 				}
 			})
 		})

@@ -175,6 +175,10 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 		}
 	}
 	check() // a checkpoint at the prune marker
+	var (
+		sh     store.Head // the head row, read once the events are
+		headed bool       // sh was read before the last page was
+	)
 	for {
 		recs, err := st.Events(ctx, store.Query{From: next, Limit: verifyPage})
 		if err != nil {
@@ -216,7 +220,21 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 			check()
 		}
 		if len(recs) < verifyPage {
-			break
+			// A head row ahead of the events is a log that grew while they
+			// were read (a live gateway appends during a verify): read on.
+			// The store writes an event and the head row that counts it
+			// together, so when nothing comes after a head row read first,
+			// the events it counts are gone: the log's tail is missing.
+			if len(recs) == 0 && headed {
+				break
+			}
+			if sh, err = st.Head(ctx); err != nil {
+				return nil, fmt.Errorf("audit: verify: %w", err)
+			}
+			if sh.Size <= next {
+				break
+			}
+			headed = true
 		}
 	}
 	rep.TreeSize = head.Size
@@ -252,10 +270,6 @@ func Verify(ctx context.Context, st store.Store, verifiers note.Verifiers) (*Rep
 		rep.LatestVerified = good
 	}
 	rep.Unsigned = head.Size - good
-	sh, err := st.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: verify: %w", err)
-	}
 	switch {
 	case sh.Size > next:
 		rep.add(FindingTruncated, next, fmt.Sprintf("log ends at %d events but its head row says %d", next, sh.Size))
