@@ -114,7 +114,7 @@ func (e Event) canonical(facts *factsCache) (Event, error) {
 	// Nearly always a statement's tables are already in order (one table,
 	// or the analyser's sorted list): then e keeps them, uncopied, since
 	// nothing downstream changes an event's tables.
-	if len(e.Tables) > 0 && !strictlySorted(e.Tables) {
+	if len(e.Tables) > 0 && !store.TablesInOrder(e.Tables) {
 		ts := append([]string(nil), e.Tables...)
 		sort.Strings(ts)
 		e.Tables = ts[:0]
@@ -125,16 +125,6 @@ func (e Event) canonical(facts *factsCache) (Event, error) {
 		}
 	}
 	return e, nil
-}
-
-// strictlySorted reports whether ss is sorted without duplicates.
-func strictlySorted(ss []string) bool {
-	for i := 1; i < len(ss); i++ {
-		if ss[i-1] >= ss[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // marshal encodes v compactly without HTML escaping, so that SQL such as

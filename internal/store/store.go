@@ -399,15 +399,22 @@ func decodeHashes(b []byte) ([]tlog.Hash, error) {
 	return hs, nil
 }
 
-// uniqueTables returns r.Tables without duplicates, so the (name, idx) key
-// cannot make an append fail: r.Tables itself when it is in strictly
-// increasing order, as Record asks and the audit log writes it.
-func uniqueTables(r Record) []string {
-	increasing := true
-	for i := 1; i < len(r.Tables) && increasing; i++ {
-		increasing = r.Tables[i-1] < r.Tables[i]
+// TablesInOrder reports whether ts is in the order Record.Tables asks for:
+// sorted, without duplicates (strictly increasing).
+func TablesInOrder(ts []string) bool {
+	for i := 1; i < len(ts); i++ {
+		if ts[i-1] >= ts[i] {
+			return false
+		}
 	}
-	if increasing {
+	return true
+}
+
+// uniqueTables returns r.Tables without duplicates, so the (name, idx) key
+// cannot make an append fail: r.Tables itself when it is in order
+// (TablesInOrder), as the audit log writes it.
+func uniqueTables(r Record) []string {
+	if TablesInOrder(r.Tables) {
 		return r.Tables
 	}
 	seen := make(map[string]bool, len(r.Tables))
