@@ -108,7 +108,7 @@ func (a *Analyzer) Analyze(sql string) (*Analysis, error) {
 		a.put(sql, an)
 		return an, an.syntaxError()
 	}
-	if norm != sql && !gluedParam(norm) {
+	if norm != sql && !gluedParam(norm) && !minusOnConstant(sql) {
 		// Only an analysis that holds for every text normalising to norm
 		// may stand in for this one; an entry stored under norm as some
 		// other client's literal text (a parse error, set_config($1, …))
@@ -153,6 +153,54 @@ func gluedParam(norm string) bool {
 			return true
 		}
 	}
+}
+
+// minusOnConstant reports whether sql may hold a minus sign on a constant
+// that is not a number: -'x', -E'x', -B'1', -X'1F', -U&'x', -$$x$$, -TRUE,
+// -FALSE, - NULL. The grammar (doNegate) folds a minus into a number, but
+// moves the position it reports for any constant to the sign, and
+// Normalize replaces from there: "b = -'x'" normalises to "b = $1", a
+// different statement (the minus stays an operator applied to the string,
+// which makes b's test an expression, not a lookup), whose analysis must
+// not stand in for this one. It over-approximates (a '-' inside a string
+// or a comment, an operator ending in '-', a minus before a comment): such
+// a text is analysed as itself, which costs only the sharing. Found by
+// FuzzAnalyze ("SELECT WHERE A=-''").
+func minusOnConstant(sql string) bool {
+	for i := strings.IndexByte(sql, '-'); i >= 0; {
+		rest := strings.TrimLeft(sql[i+1:], " \t\n\r\f\v")
+		if nonNumericConstantStart(rest) {
+			return true
+		}
+		next := strings.IndexByte(sql[i+1:], '-')
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+// nonNumericConstantStart reports whether s may start with a constant that
+// is not a number, or with a comment (which may hide one).
+func nonNumericConstantStart(s string) bool {
+	if s == "" {
+		return false
+	}
+	switch c := s[0] | 0x20; {
+	case s[0] == '\'', s[0] == '$', s[0] == '-', s[0] == '/':
+		return true
+	case (c == 'e' || c == 'b' || c == 'x' || c == 'n') && len(s) > 1 && s[1] == '\'',
+		c == 'u' && len(s) > 2 && s[1] == '&' && s[2] == '\'':
+		return true
+	}
+	return keywordAt(s, "true") || keywordAt(s, "false") || keywordAt(s, "null")
+}
+
+// keywordAt reports whether s starts with the keyword kw (lower case), in
+// any case, not followed by an identifier character.
+func keywordAt(s, kw string) bool {
+	return len(s) >= len(kw) && strings.EqualFold(s[:len(kw)], kw) && (len(s) == len(kw) || !isIdentChar(s[len(kw)]))
 }
 
 // analyzeText parses and walks text. With normalized set it returns nil when

@@ -402,6 +402,24 @@ func TestCacheAgrees(t *testing.T) {
 		"SELECT id, pan FROM payments GROUP BY 2, 1",
 		"SELECT id FROM payments WHERE pan = '4111111111111111'",
 		"SELECT id FROM payments WHERE pan LIKE '4111%'",
+		// A minus on a constant that is not a number is an operator, but
+		// Normalize replaces it with the constant: "pan = -'x'" must not
+		// share "pan = 'x'"'s facts (a lookup, not an expression).
+		"SELECT id FROM payments WHERE pan = 'x'",
+		"SELECT id FROM payments WHERE pan = -'x'",
+		"SELECT id FROM payments WHERE pan = - E'x'",
+		"SELECT id FROM payments WHERE pan = -$$x$$",
+		"SELECT id FROM payments WHERE pan = -B'1'",
+		"SELECT id FROM payments WHERE pan = -X'1F'",
+		"SELECT id FROM payments WHERE pan = -U&'x'",
+		"SELECT id FROM payments WHERE pan = TRUE",
+		"SELECT id FROM payments WHERE pan = -TRUE",
+		"SELECT id FROM payments WHERE pan = -\n\tfalse",
+		"SELECT id FROM payments WHERE pan = NULL",
+		"SELECT id FROM payments WHERE pan = - NULL",
+		"SELECT id FROM payments WHERE pan = -/**/'x'",
+		"SELECT id FROM payments WHERE pan = -5",
+		"SELECT id FROM payments WHERE pan = - 6",
 	}
 	cached := NewAnalyzer(100)
 	for pass := range 3 {
