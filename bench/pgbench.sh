@@ -260,13 +260,15 @@ if [ -n "${PROFILE:-}" ]; then
   # PROFILE=extended: a 10 s CPU profile of gatehouse (PROFILE_TARGET=gh-write:
   # the audit.durability: write instance) under 8 clients.
   # PROFILE=bigselect: the same during 1,000,000-row SELECTs.
+  # PROFILE_SCRIPT=tpcb: under pgbench's TPC-B-like script, not select-only.
   pt=${PROFILE_TARGET:-gatehouse}; pport=$api_port; [ "$pt" = gh-write ] && pport=$write_api_port
   if [ "$PROFILE" = bigselect ]; then
     make_big
     (for _ in $(seq 12); do PGPASSWORD="$agent" "$work/probe" firstrow "host=127.0.0.1 port=$gh_port dbname=shop user=reader sslmode=require"; done >/dev/null 2>&1 &)
   else
     pc=${PROFILE_CLIENTS:-8}; pj=1; [ "$pc" -gt 1 ] && pj=2
-    (PGPASSWORD="${pw[$pt]:-$agent}" pgbench -n -S -M "$PROFILE" -c "$pc" -j "$pj" -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
+    pf=-S; [ "${PROFILE_SCRIPT:-select}" = tpcb ] && pf=""
+    (PGPASSWORD="${pw[$pt]:-$agent}" pgbench -n $pf -M "$PROFILE" -c "$pc" -j "$pj" -T 12 "${conn[$pt]}" >/dev/null 2>&1 &)
   fi
   sleep 1
   curl -s -o bench/gatehouse.prof "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"

@@ -11,6 +11,9 @@ import (
 var benchQueries = []struct{ name, sql string }{
 	{"select", "SELECT abalance FROM pgbench_accounts WHERE aid = 42"},
 	{"pgbench-update", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;"},
+	// As pgbench's TPC-B-like script sends it with -M simple: a signed
+	// constant after a '+' (found by template since signs are taken in).
+	{"tpcb-update", "UPDATE pgbench_accounts SET abalance = abalance + -4711 WHERE aid = 42;"},
 	{"join3", "SELECT o.id, c.name, p.amount FROM orders o JOIN customers c ON c.id = o.customer_id JOIN payments p ON p.order_id = o.id WHERE o.created_at > '2024-01-01' AND p.amount > 100 ORDER BY o.id LIMIT 50"},
 }
 

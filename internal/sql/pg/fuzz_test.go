@@ -32,6 +32,9 @@ func FuzzAnalyze(f *testing.F) {
 		"SELECT * FROM payments WHERE id = 1 AND note = 'a'",
 		"SELECT * FROM payments WHERE id = 2 AND note = 'b'",
 		"SELECT id FROM payments ORDER BY 'x'",
+		"UPDATE payments SET amount = amount + -5 WHERE id IN (-1, 2)",
+		"UPDATE payments SET amount = amount + -6 WHERE id IN (-3, 4)",
+		"SELECT id FROM payments WHERE amount = -5::int",
 		"SELECT id FROM payments ORDER BY 2",
 		"",
 	} {

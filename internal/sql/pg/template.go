@@ -12,9 +12,10 @@ import (
 // (which keeps the key apart from every text: Analyze looks up no text
 // holding one), and the kinds of the constants it replaced, one byte
 // each: 'i' for an integer that fits in 32 bits, 'f' for one that does not
-// (the lexer makes it a numeric), 's' for a string. n is the template's
-// length: the key is one allocation, the template a prefix of it.
-// Otherwise ok is false.
+// (the lexer makes it a numeric), 's' for a string; 'I' and 'F' for the
+// integers written with a minus sign that the template takes in with them.
+// n is the template's length: the key is one allocation, the template a
+// prefix of it. Otherwise ok is false.
 //
 // Analyze files analyses it has already made under the key: a statement
 // run again with other constants then costs no call to the normaliser (a
@@ -30,15 +31,26 @@ import (
 //
 //   - outside string constants, no quoted identifier, comment, dollar sign
 //     (parameter, dollar quoting) or backslash;
-//   - constants are unsigned decimal integers and single-quoted strings
-//     holding no quote, backslash or line break (so neither
+//   - constants are decimal integers and single-quoted strings holding no
+//     quote, backslash or line break (so neither
 //     standard_conforming_strings nor string continuation changes them);
-//   - a constant follows white space, '(', '[', ',', ':', '=', '<' or
-//     '>', and no '+' or '-' comes before it (the grammar folds a sign
-//     into a number); so no prefix (E'x', U&'x', B'x', a type name)
-//     touches it;
+//   - a constant follows white space, '(', '[', ',', ':', '=', '<', '>'
+//     or '-' (a number never takes in a sign, and a string's does not
+//     change it); so no prefix (E'x', U&'x', B'x', a type name) touches
+//     it;
 //   - a constant is followed by the end, white space, ')', ',', ';', ':'
 //     or ']', and not (past white space) by '[', '.' or another quote.
+//
+// A sign is not a value: "x = -5" and "x = 5" differ in a token, so they
+// never share a key, though Normalize gives both the template "x = $1"
+// (the grammar folds a minus into the number after it, and the normaliser
+// replaces the two together, as pg_stat_statements does). Where that
+// folding is likely, a '-' right before an integer, after white space, '('
+// or ',' that follow '(', ',' or an operator ending in '=', '<', '>', '+'
+// or '-' (an operand comes next: no operator is postfix), goes into the
+// template with the number and makes its kind 'I' or 'F'; every text
+// under such a key has the '-' there. Where the guess is wrong (-5::int is
+// -(5::int)), Normalize disagrees with the template and nothing is filed.
 //
 // TestTemplatesMatchNormalize, FuzzTemplateOf and FuzzAnalyze hold the
 // keys to pg_query's normaliser.
@@ -50,34 +62,57 @@ func templateKeyOf(sql string) (key string, n int, ok bool) {
 		b    strings.Builder
 		kbuf [16]byte
 		k    = kbuf[:0]
+		// from is where the text not yet copied into b starts: plain runs
+		// are copied whole, when a constant or the end is reached.
+		from = 0
 	)
-	for i := 0; i < len(sql); {
+	for i := 0; i < len(sql); i++ {
 		c := sql[i]
-		switch {
-		case c == '"' || c == '`' || c == '\\' || c == '$' || c == 0:
+		start := i // where the constant's digits or quote start
+		switch c {
+		case '"', '`', '\\', '$', 0:
 			return "", 0, false
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-',
-			c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			return "", 0, false
-		case c == '\'' || isDigit(c) && (i == 0 || !isIdentChar(sql[i-1])):
-			end, ok := constantEnd(sql, i)
-			if !ok || !constantBefore(sql, i) || !constantAfter(sql, end) {
+		case '/':
+			if i+1 < len(sql) && sql[i+1] == '*' {
 				return "", 0, false
 			}
-			if len(k) == 0 {
-				b.Grow(len(sql) + 16)
-				b.WriteString(sql[:i])
+			continue
+		case '-':
+			if i+1 < len(sql) && sql[i+1] == '-' {
+				return "", 0, false
 			}
-			k = append(k, constantKind(sql[i:end]))
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(len(k)))
-			i = end
+			if !signFolds(sql, i) {
+				continue
+			}
+			start++ // the number after the sign
+		case '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			if i > 0 && isIdentChar(sql[i-1]) {
+				continue // part of a name
+			}
+		case '\'':
+		default:
 			continue
 		}
-		if len(k) > 0 {
-			b.WriteByte(c)
+		end, ok := constantEnd(sql, start)
+		if !ok || !constantBefore(sql, start) || !constantAfter(sql, end) {
+			return "", 0, false
 		}
-		i++
+		if len(k) == 0 {
+			b.Grow(len(sql) + 16)
+		}
+		kind := constantKind(sql[start:end])
+		if c == '-' {
+			kind -= 'a' - 'A'
+		}
+		k = append(k, kind)
+		b.WriteString(sql[from:i])
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(len(k)))
+		from = end
+		i = end - 1
+	}
+	if len(k) > 0 {
+		b.WriteString(sql[from:])
 	}
 	if len(k) == 0 {
 		return "", 0, false // nothing to normalise: the text is its own key
@@ -122,14 +157,14 @@ func constantEnd(sql string, i int) (int, bool) {
 	return 0, false // unterminated
 }
 
-// constantBefore reports whether what precedes the constant at i leaves it a
-// token of its own, unsigned.
-func constantBefore(sql string, i int) bool {
-	if i == 0 {
+// signFolds reports whether sql[i] is a '-' that templateKeyOf takes into
+// the integer right after it (see there).
+func signFolds(sql string, i int) bool {
+	if sql[i] != '-' || i == 0 || i+1 >= len(sql) || !isDigit(sql[i+1]) {
 		return false
 	}
 	switch sql[i-1] {
-	case ' ', '\t', '\n', '\r', '(', '[', ',', ':', '=', '<', '>':
+	case ' ', '\t', '\n', '\r', '(', ',':
 	default:
 		return false
 	}
@@ -137,7 +172,20 @@ func constantBefore(sql string, i int) bool {
 	for j >= 0 && isSpace(sql[j]) {
 		j--
 	}
-	return j < 0 || sql[j] != '-' && sql[j] != '+'
+	return j >= 0 && strings.IndexByte("(,=<>+-", sql[j]) >= 0
+}
+
+// constantBefore reports whether what precedes the constant at i leaves it a
+// token of its own.
+func constantBefore(sql string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	switch sql[i-1] {
+	case ' ', '\t', '\n', '\r', '(', '[', ',', ':', '=', '<', '>', '-':
+		return true
+	}
+	return false
 }
 
 // constantAfter reports whether what follows a constant ending at end

@@ -32,13 +32,34 @@ func TestTemplateOf(t *testing.T) {
 		{"SELECT x::int FROM t WHERE a[1:2] = '{}'::int[]", "SELECT x::int FROM t WHERE a[$1:$2] = $3::int[]", "iis"},
 		{"SELECT t1.c2 FROM t1 WHERE c3 >= 5;", "SELECT t1.c2 FROM t1 WHERE c3 >= $1;", "i"},
 		{"SELECT 'ünïcode' FROM t", "SELECT $1 FROM t", "s"},
+		// pgbench's TPC-B-like script: a sign is part of the constant.
+		{"UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5678;", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;", "Ii"},
+		{"UPDATE pgbench_accounts SET abalance = abalance + 1234 WHERE aid = 5678;", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;", "ii"},
+		{"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 5678, -1234, CURRENT_TIMESTAMP);", "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP);", "iiiI"},
+		{"SELECT * FROM t WHERE a = -5 AND b IN (-1,-2) AND c < -0 AND d + -7 > 0 AND e - -7 > 0", "SELECT * FROM t WHERE a = $1 AND b IN ($2,$3) AND c < $4 AND d + $5 > $6 AND e - $7 > $8", "IIIIIiIi"},
+		{"SELECT * FROM t WHERE a > -2147483648 AND b <= -99999999999", "SELECT * FROM t WHERE a > $1 AND b <= $2", "FF"},
 		// Nothing to replace: the text is its own key.
 		{"SELECT a FROM t", "", ""},
 		// Refused: a constant's token could join or change with what is
 		// around it, or the lexer leaves its initial state.
-		{"SELECT -5", "", ""},
-		{"SELECT a - 5 FROM t", "", ""},
+		// A '-' the grammar would take as binary stays in the template,
+		// and so does one that Normalize would replace with the constant
+		// (no entry is made under such a template).
+		{"SELECT a - 5 FROM t", "SELECT a - $1 FROM t", "i"},
+		{"SELECT a -5", "SELECT a -$1", "i"},
+		{"SELECT -5", "SELECT -$1", "i"},
+		{"SELECT a = - 5", "SELECT a = - $1", "i"},
+		{"SELECT a=-5", "SELECT a=-$1", "i"},
+		{"SELECT a[-1]", "SELECT a[-$1]", "i"},
+		{"SELECT a ^ -5", "SELECT a ^ -$1", "i"},
+		{"SELECT a = -'5'", "SELECT a = -$1", "s"},
+		// A sign taken in where Normalize does not replace it (a cast binds
+		// tighter): no entry is made either.
+		{"SELECT a = -5::int", "SELECT a = $1::int", "I"},
+		{"SELECT a = -5 ::int", "SELECT a = $1 ::int", "I"},
 		{"SELECT +5", "", ""},
+		{"SELECT a = -5.5", "", ""},
+		{"SELECT a = -5[1]", "", ""},
 		{"SELECT 1.5", "", ""},
 		{"SELECT .5", "", ""},
 		{"SELECT 1e5", "", ""},
@@ -77,7 +98,7 @@ func TestTemplateOf(t *testing.T) {
 }
 
 // variant returns sql with every constant that templateOf replaces changed
-// to another of the same kind.
+// to another of the same kind, signed ones ('I', 'F') with their sign.
 func variant(sql string) string {
 	tmpl, kinds, ok := templateOf(sql)
 	if !ok {
@@ -94,8 +115,12 @@ func variant(sql string) string {
 			i++
 		}
 		switch kinds[k] {
+		case 'I':
+			b.WriteString([]string{"-8", "-0", "-2147483647", "-0043"}[k%4])
 		case 'i':
 			b.WriteString([]string{"7", "0", "2147483647", "0042"}[k%4])
+		case 'F':
+			b.WriteString("-2147483648")
 		case 'f':
 			b.WriteString("12345678901234567890")
 		default:
@@ -199,6 +224,36 @@ func TestTemplatesMatchNormalize(t *testing.T) {
 		"SELECT * FROM t WHERE a BETWEEN SYMMETRIC 1 AND 2",
 		"SET LOCAL work_mem = 5",
 		"SELECT * FROM t WHERE ts > '2020-01-01' AND ts < '2021-01-01'",
+		// Signs, which the grammar folds into numbers.
+		"UPDATE pgbench_accounts SET abalance = abalance + -4711 WHERE aid = 5678;",
+		"UPDATE pgbench_tellers SET tbalance = tbalance + 4711 WHERE tid = 3;",
+		"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 5678, -4711, CURRENT_TIMESTAMP);",
+		"SELECT * FROM t WHERE a = -5 AND b IN (-1, -2) AND c < -3 AND d - -4 > 0 AND e + -5 >= 1",
+		"SELECT * FROM t WHERE a > -2147483648 AND b <> -99999999999",
+		"SELECT * FROM t ORDER BY -1",
+		"SELECT * FROM t ORDER BY -99999999999",
+		"SELECT a FROM t GROUP BY -1",
+		"SELECT DISTINCT ON (-1) a FROM t",
+		"SET work_mem = -64",
+		"SET work_mem = 64",
+		"FETCH -5 FROM c",
+		"SELECT * FROM t FETCH FIRST -5 ROWS ONLY",
+		"SELECT * FROM t LIMIT -5 OFFSET -5",
+		"SELECT * FROM t FETCH FIRST + 5 ROWS ONLY",
+		"SET work_mem = + 64",
+		"CREATE TABLE t (a int DEFAULT -5, b int CHECK (b > -1))",
+		"ALTER SEQUENCE s INCREMENT BY -5 MINVALUE -10",
+		"CREATE TABLE t (a int) WITH (fillfactor = -5)",
+		"SELECT greatest(-1, 2), a[-1], a[1:-1], -5 ^ 2, 2 ^ -5, (-5), - 5, + 5 FROM t",
+		"SELECT * FROM t WHERE a = -5 COLLATE \"C\" OR b = -5 AT TIME ZONE 'UTC'",
+		"SELECT * FROM t WHERE a = -5 IS NULL AND b = -5 ISNULL AND -5 < a",
+		"SELECT * FROM t WHERE a BETWEEN -2 AND -1 AND b LIKE -5",
+		"VALUES (-1, 'a'), (-2, 'b')",
+		"SELECT x::numeric(10, -2) FROM t",
+		"SELECT '{1,2}'::int[] @> ARRAY[-1], a <-> -5, a ?- -5, a @- -5 FROM t",
+		"CALL p(-1, 'a')",
+		"SELECT lag(a, -1) OVER (ROWS BETWEEN 1 PRECEDING AND 2 FOLLOWING) FROM t",
+		"SELECT set_config('x', -5, false), pg_sleep(-5)",
 	}
 	f, err := os.Open(filepath.Join("..", "..", "..", "..", "shared", "corpus", "pg-guardrails.jsonl"))
 	if err != nil {
