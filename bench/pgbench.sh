@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compares PostgreSQL directly, PgBouncer (session mode), Gatehouse's relay
-# alone and Gatehouse with full inspection in one run: interleaved rounds of `pgbench -n -S` (select-only) and, with
-# SCRIPTS="select tpcb", pgbench's default TPC-B-like script, with -M simple
-# and -M extended, at 1 client and at 8 clients (-j2). Prints the latency
+# alone and Gatehouse with full inspection in one run: interleaved rounds of
+# `pgbench -n -S` (select-only) and pgbench's default TPC-B-like script
+# (SCRIPTS=select runs only the first), with -M simple and -M extended, at
+# 1 client and at 8 clients (-j2). Prints the latency
 # each proxy adds per statement and its TPS as a ratio of direct and of
 # PgBouncer, plus Gatehouse's peak RSS.
 #
@@ -18,7 +19,7 @@ source scripts/lib.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
-SCRIPTS=${SCRIPTS:-select}
+SCRIPTS=${SCRIPTS:-select tpcb}
 work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
