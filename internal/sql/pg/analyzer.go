@@ -165,7 +165,7 @@ func gluedParam(norm string) bool {
 // not stand in for this one. It over-approximates (a '-' inside a string
 // or a comment, an operator ending in '-', a minus before a comment): such
 // a text is analysed as itself, which costs only the sharing. Found by
-// FuzzAnalyze ("SELECT WHERE A=-''").
+// FuzzAnalyze (its input is in testdata/fuzz/FuzzAnalyze).
 func minusOnConstant(sql string) bool {
 	for i := strings.IndexByte(sql, '-'); i >= 0; {
 		rest := strings.TrimLeft(sql[i+1:], " \t\n\r\f\v")

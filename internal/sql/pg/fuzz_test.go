@@ -35,6 +35,8 @@ func FuzzAnalyze(f *testing.F) {
 		"UPDATE payments SET amount = amount + -5 WHERE id IN (-1, 2)",
 		"UPDATE payments SET amount = amount + -6 WHERE id IN (-3, 4)",
 		"SELECT id FROM payments WHERE amount = -5::int",
+		"SELECT id FROM payments WHERE pan = 'x' AND amount > - 5 OR note = +'y' OR -TRUE",
+		"SELECT -interval '1 day', - - 5, -(5), 5 - -5, x COLLATE \"C\" FROM payments OFFSET - 5 ROWS",
 		"SELECT id FROM payments ORDER BY 2",
 		"",
 	} {

@@ -35,9 +35,9 @@ import (
 //     quote, backslash or line break (so neither
 //     standard_conforming_strings nor string continuation changes them);
 //   - a constant follows white space, '(', '[', ',', ':', '=', '<', '>'
-//     or '-' (a number never takes in a sign, and a string's does not
-//     change it); so no prefix (E'x', U&'x', B'x', a type name) touches
-//     it;
+//     or '-' (the lexer never joins a '-' to the number or string after
+//     it, and a '-' the template keeps is in every text under the key);
+//     so no prefix (E'x', U&'x', B'x', a type name) touches it;
 //   - a constant is followed by the end, white space, ')', ',', ';', ':'
 //     or ']', and not (past white space) by '[', '.' or another quote.
 //
