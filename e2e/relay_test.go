@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -463,6 +464,46 @@ func TestPgbenchThroughGateway(t *testing.T) {
 	}
 	h.stop()
 	checkFilteredQueries(t, h.cfg.Store.Path)
+	// With -M simple and -M extended every statement is a statement event
+	// (800 transactions each); -M prepared audits each connection's Parse
+	// of each statement (4 connections), and its executions as outcomes.
+	// pgbench also counts pgbench_branches once per run, to learn the
+	// scale.
+	checkPgbenchStatements(t, h.cfg.Store.Path, map[string]int{
+		"pgbench_accounts": 2*2*800 + 2*4,
+		"pgbench_tellers":  2*800 + 4,
+		"pgbench_branches": 2*800 + 4 + 3,
+		"pgbench_history":  2*800 + 4,
+	})
+}
+
+// checkPgbenchStatements checks how many statement events in the audit log
+// at path name each of pgbench's tables. With -M simple every statement's
+// text differs from the last in its constants, and most are analysed from
+// a template (a signed delta among them): an analysis served for the
+// wrong statement would move the counts.
+func checkPgbenchStatements(t *testing.T, path string, want map[string]int) {
+	t.Helper()
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Events(context.Background(), store.Query{Kind: string(audit.KindStatement), Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, r := range recs {
+		for _, name := range r.Tables {
+			got[name]++
+		}
+	}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("statement events with table %s: %d, want %d (all: %v)", name, got[name], n, got)
+		}
+	}
 }
 
 // checkFilteredQueries opens the audit log at path and checks that session,
