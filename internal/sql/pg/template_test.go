@@ -40,8 +40,6 @@ func TestTemplateOf(t *testing.T) {
 		{"SELECT * FROM t WHERE a > -2147483648 AND b <= -99999999999", "SELECT * FROM t WHERE a > $1 AND b <= $2", "FF"},
 		// Nothing to replace: the text is its own key.
 		{"SELECT a FROM t", "", ""},
-		// Refused: a constant's token could join or change with what is
-		// around it, or the lexer leaves its initial state.
 		// A '-' the grammar would take as binary stays in the template,
 		// and so does one that Normalize would replace with the constant
 		// (no entry is made under such a template).
@@ -57,6 +55,8 @@ func TestTemplateOf(t *testing.T) {
 		// tighter): no entry is made either.
 		{"SELECT a = -5::int", "SELECT a = $1::int", "I"},
 		{"SELECT a = -5 ::int", "SELECT a = $1 ::int", "I"},
+		// Refused: a constant's token could join or change with what is
+		// around it, or the lexer leaves its initial state.
 		{"SELECT +5", "", ""},
 		{"SELECT a = -5.5", "", ""},
 		{"SELECT a = -5[1]", "", ""},
