@@ -192,6 +192,15 @@ func TestColumnRuleShowsOnlyLastFour(t *testing.T) {
 			t.Errorf("%s: %v %s", q, err, stderr)
 		}
 	}
+	// A minus on the string makes the test an expression, even once the
+	// lookup by the same literal is in the analysis cache (the normaliser
+	// makes both "pan = $1").
+	_, stderr, err = h.psql("reader", agentToken,
+		"-c", "select id from payments where pan = '4111111111111111'",
+		"-c", "select id from payments where pan = -'4111111111111111'")
+	if !strings.Contains(stderr, "protect-pan-expressions") || strings.Count(stderr, "ERROR") != 1 {
+		t.Errorf("a minus on the literal after a lookup by it: %v %s", err, stderr)
+	}
 	// ... and where a card number still comes back transformed-but-whole,
 	// the detectors mask it (at most BIN and last four).
 	out, _, err = h.psql("reader", agentToken, "-c", "select note from orders where id = 2")
